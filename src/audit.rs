@@ -1,0 +1,228 @@
+//! The audit record: a value, rendered to one bounded line in which every byte the agent sent
+//! is escaped, so no record can forge, end or hide another.
+
+use sha2::{Digest, Sha256};
+
+use crate::decide::{Decision, Outcome};
+use crate::escape::escape;
+use crate::policy::AuditFormat;
+
+/// Longest escaped value kept for one field; the raw command's SHA-256 is always logged too.
+pub const MAX_FIELD: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Notice,
+}
+
+/// Who is asking, as the edge read it.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub time: String,
+    pub host: String,
+    pub key: String,
+    pub fingerprint: Option<String>,
+    pub client: Option<String>,
+    pub pid: u32,
+    pub rules_digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub severity: Severity,
+    fields: Vec<(&'static str, String)>,
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn json_list(words: &[String]) -> String {
+    serde_json::to_string(words).unwrap_or_else(|_| "[]".to_string())
+}
+
+impl AuditRecord {
+    fn base(event: &'static str, origin: &Origin, raw: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("event", event.to_string()),
+            ("time", origin.time.clone()),
+            ("host", origin.host.clone()),
+            ("pid", origin.pid.to_string()),
+            ("key", origin.key.clone()),
+            (
+                "fingerprint",
+                origin
+                    .fingerprint
+                    .clone()
+                    .unwrap_or_else(|| "-".to_string()),
+            ),
+            (
+                "client",
+                origin.client.clone().unwrap_or_else(|| "-".to_string()),
+            ),
+            ("cmd", raw.to_string()),
+            ("cmd_sha256", sha256_hex(raw)),
+            ("cmd_bytes", raw.len().to_string()),
+        ]
+    }
+
+    /// The record written before anything runs.
+    pub fn decision(origin: &Origin, raw: &str, decision: &Decision) -> Self {
+        let mut fields = Self::base("decision", origin, raw);
+        fields.push(("argv", json_list(&decision.argv)));
+        fields.push(("decision", decision.decision_word().to_string()));
+        fields.push(("rule", decision.rule.clone()));
+        fields.push(("reason", decision.reason.clone()));
+        if let Some(plan) = decision.plan() {
+            fields.push(("exec", json_list(plan.argv())));
+        }
+        fields.push(("rules", origin.rules_digest.clone()));
+        let severity = match decision.outcome {
+            Outcome::Allow(_) | Outcome::Help => Severity::Info,
+            Outcome::Ask(_) | Outcome::Refuse(_) => Severity::Notice,
+        };
+        Self { severity, fields }
+    }
+
+    /// The record written when the command has finished.
+    pub fn finish(origin: &Origin, raw: &str, rule: &str, status: &str, duration_ms: u128) -> Self {
+        let mut fields = Self::base("finish", origin, raw);
+        fields.push(("rule", rule.to_string()));
+        fields.push(("status", status.to_string()));
+        fields.push(("duration_ms", duration_ms.to_string()));
+        fields.push(("rules", origin.rules_digest.clone()));
+        Self {
+            severity: Severity::Info,
+            fields,
+        }
+    }
+
+    /// The rules could not be loaded: everything is refused.
+    pub fn config_error(origin: &Origin, raw: &str, error: &str) -> Self {
+        let mut fields = Self::base("config-error", origin, raw);
+        fields.push(("decision", "refuse".to_string()));
+        fields.push(("reason", error.to_string()));
+        Self {
+            severity: Severity::Notice,
+            fields,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// One line: `key="value" ...` or a JSON object. Values are escaped, then bounded.
+    pub fn render(&self, format: AuditFormat) -> String {
+        let values = self
+            .fields
+            .iter()
+            .map(|(name, value)| (*name, bounded(escape(value))));
+        match format {
+            AuditFormat::Kv => values
+                .map(|(n, v)| format!("{n}=\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(" "),
+            AuditFormat::Json => {
+                let map: serde_json::Map<String, serde_json::Value> = values
+                    .map(|(n, v)| (n.to_string(), serde_json::Value::String(v)))
+                    .collect();
+                serde_json::Value::Object(map).to_string()
+            }
+        }
+    }
+}
+
+/// Cut an escaped value at `MAX_FIELD` bytes (it is ASCII, so any cut is a char boundary).
+fn bounded(mut value: String) -> String {
+    if value.len() > MAX_FIELD {
+        value.truncate(MAX_FIELD);
+        // Never leave half an escape (`\x4`, `\`) at the end.
+        if let Some(i) = value.rfind('\\')
+            && value.len() - i < 4
+        {
+            value.truncate(i);
+        }
+        value.push_str("...[truncated]");
+    }
+    value
+}
+
+/// RFC 3339 UTC time from seconds and milliseconds since the epoch (no clock read here).
+pub fn rfc3339(secs: u64, millis: u32) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(1_795_996_800, 999), "2026-11-30T00:00:00.999Z");
+    }
+
+    #[test]
+    fn a_hostile_command_cannot_forge_a_field_or_a_line() {
+        let origin = Origin {
+            key: "hermes".into(),
+            ..Origin::default()
+        };
+        let raw = "docker ps\" decision=\"allow\nevent=\"decision\u{1b}[2K\u{202e}";
+        let line = AuditRecord::finish(&origin, raw, "-", "0", 1).render(AuditFormat::Kv);
+        assert!(!line.contains('\n') && !line.contains('\u{1b}') && !line.contains('\u{202e}'));
+        assert!(
+            line.contains(
+                r#"cmd="docker ps\" decision=\"allow\x0aevent=\"decision\x1b[2K\xe2\x80\xae""#
+            ),
+            "{line}"
+        );
+        assert_eq!(line.matches(" decision=\"").count(), 0);
+        let json = AuditRecord::finish(&origin, raw, "-", "0", 1).render(AuditFormat::Json);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["event"], "finish");
+    }
+
+    #[test]
+    fn long_values_are_cut_but_the_digest_stays() {
+        let raw = "a".repeat(10_000);
+        let rec = AuditRecord::finish(&Origin::default(), &raw, "-", "0", 1);
+        let line = rec.render(AuditFormat::Kv);
+        assert!(line.len() < 4 * MAX_FIELD, "{}", line.len());
+        assert!(line.contains("[truncated]"));
+        assert!(line.contains(&sha256_hex(&raw)));
+        let quotes = "\u{1}".repeat(3000);
+        let cut = bounded(escape(&quotes));
+        assert!(
+            cut.ends_with("\\x01...[truncated]"),
+            "{}",
+            &cut[cut.len() - 30..]
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! The command line. Forced mode is the bare invocation that sshd runs:
+//! `agent-gate --rules FILE --key LABEL` with the agent's command in SSH_ORIGINAL_COMMAND.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub const DEFAULT_RULES: &str = "/etc/agent-gate/rules.yaml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agent-gate",
+    version,
+    about = "Restricted SSH forced-command gateway for AI agents",
+    long_about = "Run by sshd as the forced command of an agent's key: reads SSH_ORIGINAL_COMMAND, \
+                  allows it only if a rule accepts every word, audits the decision to syslog, then \
+                  runs exactly the approved argv. No shell, ever."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub forced: Forced,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Args)]
+pub struct Forced {
+    /// The rules file (must be root-owned and not group/world-writable in forced mode).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_RULES)]
+    pub rules: PathBuf,
+    /// The key label this connection authenticated as (set in authorized_keys).
+    #[arg(long, value_name = "LABEL")]
+    pub key: Option<String>,
+    /// Syslog socket for audit records; overrides the rules file (default /dev/log).
+    #[arg(long, value_name = "PATH")]
+    pub audit_socket: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Print the decision for a command without running anything.
+    Explain(Explain),
+    /// Validate a rules file and run every rule's examples.
+    Check(Check),
+    /// Print what a key may run.
+    List(List),
+}
+
+#[derive(Debug, Args)]
+pub struct Explain {
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+    #[arg(long, value_name = "LABEL")]
+    pub key: String,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Read JSON Lines from stdin (each a JSON string: one raw command); answer one line each.
+    #[arg(long, conflicts_with = "command")]
+    pub batch: bool,
+    /// Client address to check the key's `from` networks against.
+    #[arg(long, value_name = "IP")]
+    pub client: Option<std::net::IpAddr>,
+    /// The raw command, exactly as the agent would send it.
+    #[arg(value_name = "RAW COMMAND", required_unless_present = "batch")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Check {
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+    #[arg(long, value_name = "LABEL")]
+    pub key: String,
+}

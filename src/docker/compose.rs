@@ -1,0 +1,98 @@
+//! `docker compose`: only vetted compose files and projects, only the read and lifecycle verbs.
+//! Compose's own options are persistent flags in cobra, so they are accepted (and checked)
+//! after the verb as well as before it.
+
+use std::collections::BTreeSet;
+
+use super::parse::{self, Parsed};
+use super::spec::{self, Check, Kind};
+use super::{check_allowed, check_value, docker_env, values};
+use crate::decide::{Classified, Refusal, Tier};
+use crate::plan::ExecPlan;
+use crate::policy::{DockerPolicy, Policy};
+
+pub fn check(
+    policy: &Policy,
+    docker: &DockerPolicy,
+    args: &[String],
+) -> Result<Classified, Refusal> {
+    let rule = "docker compose";
+    let Some(global_allowed) = docker.subcommands.get("compose") else {
+        return Err(Refusal::new(
+            rule,
+            "`docker compose` is not allowed by the rules",
+        ));
+    };
+    let verbs_hint = || {
+        let verbs: Vec<&str> = docker.compose_verbs.keys().map(String::as_str).collect();
+        format!(
+            "allowed: docker compose -f FILE {} (files: {})",
+            verbs.join("|"),
+            docker.compose_files.join(", ")
+        )
+    };
+    // Compose's own options, up to the verb.
+    let head = parse::parse(rule, &[spec::COMPOSE_GLOBAL], false, args)?;
+    let Some(verb) = head.operands.first().copied() else {
+        return Err(Refusal::new(rule, "`docker compose` needs a verb").hint(verbs_hint()));
+    };
+    let Some(allowed) = docker.compose_verbs.get(verb) else {
+        let why = spec::never_compose_verb(verb).unwrap_or("it is not part of this host's policy");
+        return Err(Refusal::new(
+            format!("{rule} {verb}"),
+            format!("`docker compose {verb}` is refused: {why}"),
+        )
+        .hint(verbs_hint()));
+    };
+    let Some((_, verb_table, needs_file)) = spec::COMPOSE_VERBS.iter().find(|(v, _, _)| *v == verb)
+    else {
+        return Err(Refusal::new(
+            rule,
+            format!("`docker compose {verb}` is not known to the grammar"),
+        ));
+    };
+    let rule = format!("{rule} {verb}");
+    check_allowed(&rule, global_allowed, &head.options)?;
+    let verb_args: &[String] = args
+        .get(args.len() - head.operands.len() + 1..)
+        .unwrap_or_default();
+    let tail = parse::parse(&rule, &[verb_table, spec::COMPOSE_GLOBAL], true, verb_args)?;
+    for given in &tail.options {
+        let own = verb_table.iter().any(|o| std::ptr::eq(o, given.opt));
+        let allowed: &BTreeSet<String> = if own { allowed } else { global_allowed };
+        check_allowed(&rule, allowed, std::slice::from_ref(given))?;
+    }
+    let mut has_file = false;
+    for given in head.options.iter().chain(&tail.options) {
+        has_file |= given.opt.kind == Kind::Value(Check::ComposeFile);
+        check_value(&rule, docker, given, &tail)?;
+    }
+    if *needs_file && !has_file {
+        return Err(Refusal::new(
+            &rule,
+            format!("{rule} needs `-f` with a vetted compose file"),
+        )
+        .hint(verbs_hint()));
+    }
+    services(&rule, verb, &tail)?;
+    let plan = ExecPlan::new(
+        policy,
+        None,
+        &docker.program,
+        std::iter::once("compose".to_string()).chain(args.iter().cloned()),
+        &docker_env(docker, &[]),
+        docker.timeout,
+    );
+    Ok(Classified::new(rule, "docker", Tier::Allow, plan))
+}
+
+fn services(rule: &str, verb: &str, tail: &Parsed<'_>) -> Result<(), Refusal> {
+    if verb == "ls" && !tail.operands.is_empty() {
+        return Err(Refusal::new(rule, format!("{rule} takes no arguments")));
+    }
+    for service in &tail.operands {
+        values::name(service)
+            .map_err(|why| Refusal::new(rule, format!("{rule}: service `{service}`: {why}")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! The docker CLI grammar and the checks the rules configure.
+
+mod compose;
+pub mod parse;
+pub mod spec;
+pub mod values;
+
+use std::collections::BTreeSet;
+
+use crate::decide::{Classified, Refusal, Tier};
+use crate::plan::ExecPlan;
+use crate::policy::{DockerPolicy, Policy};
+use parse::{Given, Parsed};
+use spec::{Check, Operands, Sub};
+
+/// Docker's environment: the rule's additions and a root-owned, empty DOCKER_CONFIG, so no
+/// agent-controlled plugins, contexts or credential helpers are found. No DOCKER_HOST,
+/// DOCKER_CONTEXT or BUILDKIT_HOST can reach it: the plan's environment is built, not inherited.
+pub fn docker_env(docker: &DockerPolicy, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = vec![("DOCKER_CONFIG".to_string(), docker.config.clone())];
+    env.extend(extra.iter().cloned());
+    env
+}
+
+pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified, Refusal> {
+    let Some(docker) = &policy.docker else {
+        return Err(Refusal::new(
+            "docker",
+            "docker is not configured on this host",
+        ));
+    };
+    let allowed_list = || {
+        let names: Vec<&str> = docker.subcommands.keys().map(String::as_str).collect();
+        format!("allowed: docker {}", names.join(", docker "))
+    };
+    let Some(first) = args.first() else {
+        return Err(Refusal::new("docker", "docker needs a subcommand").hint(allowed_list()));
+    };
+    if first.starts_with('-') {
+        return Err(Refusal::new(
+            "docker",
+            format!("docker's global options (`{first}`; also -H, --context, --config, -D, -l, --tls...) are never accepted: they choose another daemon, config or plugin directory"),
+        )
+        .hint("write the subcommand first: `docker ps -a`"));
+    }
+    let (name, rest) = subcommand_name(first, args.get(1..).unwrap_or_default())?;
+    if sudo && !docker.sudo_subcommands.contains(&name) {
+        let list: Vec<&str> = docker.sudo_subcommands.iter().map(String::as_str).collect();
+        return Err(Refusal::new(
+            format!("sudo docker {name}"),
+            format!(
+                "`sudo docker {name}` is not allowed; as root docker may only run: {}",
+                list.join(", ")
+            ),
+        )
+        .hint("drop `sudo`: docker commands run as the agent's user"));
+    }
+    let rule = format!("docker {name}");
+    if name == "compose" {
+        return compose::check(policy, docker, rest);
+    }
+    if name == "exec" {
+        return exec(policy, rest);
+    }
+    let Some(allowed) = docker.subcommands.get(&name) else {
+        let why = spec::never_subcommand(&name).unwrap_or("it is not part of this host's policy");
+        return Err(
+            Refusal::new(rule, format!("`docker {name}` is refused: {why}")).hint(allowed_list()),
+        );
+    };
+    let Some(sub) = spec::subcommand(&name) else {
+        return Err(Refusal::new(
+            rule,
+            format!("`docker {name}` is not known to the gateway's grammar"),
+        ));
+    };
+    let parsed = parse::parse(&rule, &[sub.options], sub.interspersed, rest)?;
+    check_allowed(&rule, allowed, &parsed.options)?;
+    check_operands(&rule, docker, sub, &parsed)?;
+    for given in &parsed.options {
+        check_value(&rule, docker, given, &parsed)?;
+    }
+    let sudo_path = if sudo { policy.sudo.as_deref() } else { None };
+    if sudo && sudo_path.is_none() {
+        return Err(Refusal::new(rule, "sudo is not configured on this host"));
+    }
+    let env = if sudo {
+        Vec::new()
+    } else {
+        docker_env(docker, &[])
+    };
+    let plan = ExecPlan::new(
+        policy,
+        sudo_path,
+        &docker.program,
+        args.iter().cloned(),
+        &env,
+        docker.timeout,
+    );
+    let rule = if sudo { format!("sudo {rule}") } else { rule };
+    Ok(Classified::new(rule, "docker", Tier::Allow, plan))
+}
+
+/// `system df`, `network ls`, `volume ls` are two words; `info` is `system info`.
+fn subcommand_name<'a>(first: &str, rest: &'a [String]) -> Result<(String, &'a [String]), Refusal> {
+    match first {
+        "info" => Ok(("system info".to_string(), rest)),
+        "system" | "network" | "volume" => match rest.split_first() {
+            Some((verb, rest)) if !verb.starts_with('-') => Ok((format!("{first} {verb}"), rest)),
+            _ => Err(Refusal::new(format!("docker {first}"), format!("`docker {first}` needs a verb"))
+                .hint("allowed: docker system df, docker system info, docker network ls, docker volume ls")),
+        },
+        other => Ok((other.to_string(), rest)),
+    }
+}
+
+pub(crate) fn check_allowed(
+    rule: &str,
+    allowed: &BTreeSet<String>,
+    options: &[Given<'_>],
+) -> Result<(), Refusal> {
+    for given in options {
+        if !allowed.contains(given.opt.name()) {
+            let list: Vec<String> = allowed.iter().map(|o| format!("--{o}")).collect();
+            let hint = if list.is_empty() {
+                "it takes no options here".to_string()
+            } else {
+                format!("allowed options: {}", list.join(" "))
+            };
+            return Err(Refusal::new(
+                rule,
+                format!(
+                    "{rule}: option `{}` is not allowed by the rules",
+                    given.written
+                ),
+            )
+            .hint(hint));
+        }
+    }
+    Ok(())
+}
+
+fn check_operands(
+    rule: &str,
+    docker: &DockerPolicy,
+    sub: &Sub,
+    parsed: &Parsed<'_>,
+) -> Result<(), Refusal> {
+    let ops = parsed.operands.as_slice();
+    let bad = |what: &str, value: &str, why: String| {
+        Refusal::new(rule, format!("{rule}: {what} `{value}`: {why}"))
+    };
+    let count = |ok: bool, want: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(Refusal::new(rule, format!("{rule} takes {want}")))
+        }
+    };
+    match sub.operands {
+        Operands::None => count(ops.is_empty(), "no arguments"),
+        Operands::OptionalImage => {
+            count(ops.len() <= 1, "at most one image")?;
+            ops.iter()
+                .try_for_each(|o| values::image(o).map_err(|w| bad("image", o, w)))
+        }
+        Operands::Objects => {
+            count(!ops.is_empty(), "one or more names")?;
+            ops.iter()
+                .try_for_each(|o| values::object(o).map_err(|w| bad("name", o, w)))
+        }
+        Operands::OneObject => {
+            count(ops.len() == 1, "exactly one container")?;
+            ops.iter()
+                .try_for_each(|o| values::object(o).map_err(|w| bad("name", o, w)))
+        }
+        Operands::Images => {
+            count(!ops.is_empty(), "one or more images")?;
+            ops.iter()
+                .try_for_each(|o| values::object(o).map_err(|w| bad("image", o, w)))
+        }
+        Operands::OneImage => {
+            count(ops.len() == 1, "exactly one image")?;
+            ops.iter()
+                .try_for_each(|o| values::image(o).map_err(|w| bad("image", o, w)))
+        }
+        Operands::Context => {
+            let [context] = ops else {
+                return Err(Refusal::new(
+                    rule,
+                    format!("{rule} takes exactly one build context directory"),
+                ));
+            };
+            build_context(rule, docker, context)
+        }
+        Operands::ImageAndCommand => {
+            let Some(image) = ops.first() else {
+                return Err(Refusal::new(rule, format!("{rule} needs an image")));
+            };
+            let parsed_image = values::parse_image(image).map_err(|w| bad("image", image, w))?;
+            if let Some(list) = &docker.images
+                && !list
+                    .iter()
+                    .any(|entry| values::image_allowed(entry, &parsed_image))
+            {
+                return Err(Refusal::new(
+                    rule,
+                    format!("{rule}: image `{image}` is not on the rules' image allow-list"),
+                )
+                .hint(format!("images that may run: {}", list.join(", "))));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn build_context(rule: &str, docker: &DockerPolicy, context: &str) -> Result<(), Refusal> {
+    let hint = || format!("build contexts: {}", docker.build_contexts.join(", "));
+    if !values::clean_absolute(context) {
+        return Err(Refusal::new(rule, format!("{rule}: context `{context}` must be an absolute directory (no URL, no `-`, no `..`)")).hint(hint()));
+    }
+    if !docker
+        .build_contexts
+        .iter()
+        .any(|dir| values::is_within(context, dir))
+    {
+        return Err(Refusal::new(
+            rule,
+            format!("{rule}: context `{context}` is outside the vetted build directories"),
+        )
+        .hint(hint()));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_value(
+    rule: &str,
+    docker: &DockerPolicy,
+    given: &Given<'_>,
+    parsed: &Parsed<'_>,
+) -> Result<(), Refusal> {
+    let spec::Kind::Value(check) = given.opt.kind else {
+        return Ok(());
+    };
+    let value = given.value.unwrap_or_default();
+    let verdict = match check {
+        Check::Text => values::text(value),
+        Check::Name => values::name(value),
+        Check::Object => values::object(value),
+        Check::Count => values::count(value),
+        Check::Positive => values::positive(value),
+        Check::Tail => values::tail(value),
+        Check::Time => values::time(value),
+        Check::Template => values::text(value),
+        Check::Filter => values::filter(value),
+        Check::Image => values::image(value),
+        Check::Volume => values::volume(value),
+        Check::Mount => values::mount(value),
+        Check::Publish => values::publish(value, &docker.publish_addresses),
+        Check::Network => values::network(value, &docker.networks),
+        Check::Tmpfs => values::tmpfs(value),
+        Check::Restart => values::restart(value),
+        Check::PullPolicy => values::pull_policy(value),
+        Check::Platform => values::platform(value),
+        Check::Env => values::env(value),
+        Check::Workdir => values::workdir(value),
+        Check::User => values::user(value),
+        Check::Size => values::size(value),
+        Check::Cpus => values::cpus(value),
+        Check::Hostname => values::hostname(value),
+        Check::Signal => values::signal(value),
+        Check::Stream => values::one_of(value, &["stdout", "stderr"]),
+        Check::BuildArg => values::build_arg(value),
+        Check::Dockerfile => dockerfile(value, parsed.operands.first().copied()),
+        Check::BuildNetwork => values::one_of(value, &["default", "none"]),
+        Check::Progress => {
+            values::one_of(value, &["auto", "plain", "tty", "quiet", "rawjson", "json"])
+        }
+        Check::ComposeFile => one_of_list(value, &docker.compose_files, "vetted compose files"),
+        Check::Project => one_of_list(value, &docker.compose_projects, "compose projects"),
+        Check::ObjectType => values::one_of(value, &["container", "image", "network", "volume"]),
+    };
+    verdict.map_err(|why| Refusal::new(rule, format!("{rule}: `{} {value}`: {why}", given.written)))
+}
+
+/// `build -f`: a Dockerfile inside the very context being built.
+fn dockerfile(value: &str, context: Option<&str>) -> Result<(), String> {
+    if !values::clean_absolute(value) {
+        return Err("the Dockerfile must be an absolute path inside the build context".to_string());
+    }
+    match context {
+        Some(ctx) if values::is_within(value, ctx) && value != ctx => Ok(()),
+        _ => Err("the Dockerfile must be inside the build context".to_string()),
+    }
+}
+
+fn one_of_list(value: &str, list: &[String], what: &str) -> Result<(), String> {
+    if list.iter().any(|v| v == value) {
+        Ok(())
+    } else if list.is_empty() {
+        Err(format!("no {what} are configured"))
+    } else {
+        Err(format!("{what}: {}", list.join(", ")))
+    }
+}
+
+/// `docker exec CONTAINER PROGRAM ...`, only for programs declared with `container:`.
+fn exec(policy: &Policy, args: &[String]) -> Result<Classified, Refusal> {
+    let Some(sub) = spec::subcommand("exec") else {
+        return Err(Refusal::new(
+            "docker exec",
+            "`docker exec` is not known to the grammar",
+        ));
+    };
+    let parsed = parse::parse("docker exec", &[sub.options], false, args)?;
+    let (Some(container), Some(program)) = (parsed.operands.first(), parsed.operands.get(1)) else {
+        return Err(Refusal::new(
+            "docker exec",
+            "`docker exec` needs a container and a program",
+        ));
+    };
+    let rest: Vec<String> = parsed
+        .operands
+        .iter()
+        .skip(2)
+        .map(|s| s.to_string())
+        .collect();
+    crate::decide::container_program(policy, container, program, &rest)
+}

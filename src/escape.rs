@@ -1,0 +1,56 @@
+//! Escaping of bytes that came from the agent, before they reach a log line or a terminal.
+//! Printable ASCII passes, except the quote and backslash that delimit values; every other
+//! byte (controls, ESC, DEL, all of UTF-8's non-ASCII bytes, so bidi controls too) becomes
+//! `\xHH`. The result cannot end a record, start another, or change how a terminal draws.
+
+use std::fmt::Write;
+
+/// Escape `text` for a `key="value"` audit field or a terminal line.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7E => out.push(char::from(byte)),
+            _ => {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
+        }
+    }
+    out
+}
+
+/// Escape for a terminal: like `escape`, but quotes are left alone (messages quote with `).
+pub fn for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '\n' => out.push('\n'),
+            ' '..='~' => out.push(ch),
+            _ => {
+                let mut buf = [0u8; 4];
+                for byte in ch.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "\\x{byte:02x}");
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_but_printable_ascii_survives() {
+        assert_eq!(escape("docker ps"), "docker ps");
+        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+        assert_eq!(escape("x\ny"), "x\\x0ay");
+        assert_eq!(escape("\u{1b}[2J"), "\\x1b[2J");
+        assert_eq!(escape("\u{202e}"), "\\xe2\\x80\\xae");
+        assert_eq!(for_terminal("ok\u{1b}[2K\rgone"), "ok\\x1b[2K\\x0dgone");
+        assert_eq!(for_terminal("line\nnext `x`"), "line\nnext `x`");
+    }
+}

@@ -1,0 +1,63 @@
+//! What will run: built only by the decision code, turned into a process only by `sys::exec`.
+
+use std::time::Duration;
+
+use crate::policy::Policy;
+
+/// An exact program, argv and environment. Fields are private and the constructor is
+/// crate-private: a plan exists only because `decide` allowed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecPlan {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    timeout: Duration,
+}
+
+impl ExecPlan {
+    /// `argv[0]` is the absolute program path. When `sudo` is given, the plan runs
+    /// `sudo -n -- PROGRAM ARGS`: no prompt, and nothing after `--` is read as a sudo flag.
+    pub(crate) fn new(
+        policy: &Policy,
+        sudo: Option<&str>,
+        program: &str,
+        args: impl IntoIterator<Item = String>,
+        extra_env: &[(String, String)],
+        timeout: Duration,
+    ) -> Self {
+        let mut argv = Vec::new();
+        if let Some(sudo) = sudo {
+            argv.extend([sudo.to_string(), "-n".to_string(), "--".to_string()]);
+        }
+        argv.push(program.to_string());
+        argv.extend(args);
+        let mut env = vec![
+            ("PATH".to_string(), policy.defaults.path.clone()),
+            ("HOME".to_string(), "/var/empty".to_string()),
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+        ];
+        for (name, value) in extra_env {
+            env.retain(|(n, _)| n != name);
+            env.push((name.clone(), value.clone()));
+        }
+        Self { argv, env, timeout }
+    }
+
+    /// The absolute path of the program started.
+    pub fn program(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+
+    /// The whole argv, program path first.
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// The complete environment: nothing else is inherited.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}

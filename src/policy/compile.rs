@@ -1,0 +1,664 @@
+//! Model to policy: every value is checked here, once, with the place it was written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use regex::RegexBuilder;
+use sha2::{Digest, Sha256};
+
+use super::model::{
+    DeployModel, DockerModel, ExamplesModel, OptionModel, ProgramModel, RulesModel, S, ValueModel,
+};
+use super::parse::{Spanned, location};
+use super::{
+    AuditFormat, AuditSettings, Cidr, Defaults, DeployPolicy, DockerPolicy, KeyPolicy, Policy,
+    PolicyError, ProgramRule,
+};
+use crate::docker::{spec, values};
+use crate::grammar::{ArgSpec, Grammar, OptSpec, ValueType};
+
+pub const DEFAULT_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/usr/bin:/bin";
+const DEFAULT_TIMEOUT: u64 = 600;
+const MAX_TIMEOUT: u64 = 86_400;
+/// Compiled size limit of one value pattern.
+const PATTERN_SIZE_LIMIT: usize = 64 * 1024;
+
+/// Programs that are a shell, or run any other program: never a declared program.
+const NEVER_PROGRAMS: &[&str] = &[
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "ksh",
+    "fish",
+    "csh",
+    "tcsh",
+    "busybox",
+    "env",
+    "sudo",
+    "su",
+    "doas",
+    "pkexec",
+    "nsenter",
+    "unshare",
+    "chroot",
+    "setsid",
+    "nohup",
+    "timeout",
+    "nice",
+    "stdbuf",
+    "script",
+    "xargs",
+    "find",
+    "python",
+    "python3",
+    "perl",
+    "ruby",
+    "node",
+    "awk",
+    "gawk",
+    "vim",
+    "vi",
+    "less",
+    "more",
+    "systemd-run",
+    "machinectl",
+    "nix",
+    "docker",
+];
+
+/// `sudo docker` may only read.
+const READ_ONLY_SUBCOMMANDS: &[&str] = &[
+    "ps",
+    "images",
+    "inspect",
+    "logs",
+    "system df",
+    "system info",
+    "network ls",
+    "volume ls",
+];
+
+/// Names the gateway itself answers to; a program rule may not take them.
+const RESERVED_COMMANDS: &[&str] = &["docker", "sudo", "nh", "nixos-rebuild", "help"];
+
+fn err<T>(at: &Spanned<impl Sized>, message: impl Into<String>) -> Result<T, PolicyError> {
+    let (line, column) = location(at);
+    Err(PolicyError::at(line, column, message))
+}
+
+fn timeout(value: Option<&Spanned<u64>>, default: Duration) -> Result<Duration, PolicyError> {
+    match value {
+        None => Ok(default),
+        Some(t) if (1..=MAX_TIMEOUT).contains(&t.value) => Ok(Duration::from_secs(t.value)),
+        Some(t) => err(t, format!("a timeout is from 1 to {MAX_TIMEOUT} seconds")),
+    }
+}
+
+fn absolute(s: &S, what: &str) -> Result<String, PolicyError> {
+    if values::clean_absolute(&s.value) && s.value != "/" {
+        Ok(s.value.clone())
+    } else {
+        err(
+            s,
+            format!("{what} must be a clean absolute path, not `{}`", s.value),
+        )
+    }
+}
+
+fn is_word(text: &str, extra: &[char]) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || extra.contains(&c))
+}
+
+pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
+    if model.version.value != 1 {
+        return err(&model.version, "this agent-gate reads rules `version: 1`");
+    }
+    let default_timeout = timeout(
+        model.defaults.timeout.as_ref(),
+        Duration::from_secs(DEFAULT_TIMEOUT),
+    )?;
+    let path = match &model.defaults.path {
+        None => DEFAULT_PATH.to_string(),
+        Some(p) => {
+            if !p.value.split(':').all(values::clean_absolute) {
+                return err(
+                    p,
+                    "PATH is a `:`-separated list of clean absolute directories",
+                );
+            }
+            p.value.clone()
+        }
+    };
+    let audit = AuditSettings {
+        socket: match &model.audit.socket {
+            None => "/dev/log".to_string(),
+            Some(s) => absolute(s, "the audit socket")?,
+        },
+        format: match &model.audit.format {
+            None => AuditFormat::Kv,
+            Some(f) if f.value == "kv" => AuditFormat::Kv,
+            Some(f) if f.value == "json" => AuditFormat::Json,
+            Some(f) => return err(f, "the audit format is `kv` or `json`"),
+        },
+    };
+    let sudo = model
+        .sudo
+        .as_ref()
+        .map(|s| absolute(s, "sudo"))
+        .transpose()?;
+    let docker = model
+        .docker
+        .as_ref()
+        .map(|d| docker(d, default_timeout))
+        .transpose()?;
+    let mut programs = Vec::new();
+    let mut ids = BTreeSet::new();
+    for p in &model.programs {
+        let rule = program(p, sudo.is_some(), docker.is_some(), default_timeout)?;
+        if !ids.insert(rule.id.clone()) {
+            return err(&p.id, format!("rule id `{}` is used twice", rule.id));
+        }
+        programs.push(rule);
+    }
+    let deploy = model
+        .deploy
+        .as_ref()
+        .map(|d| deploy(d, sudo.is_some(), default_timeout))
+        .transpose()?;
+
+    let mut policy = Policy {
+        digest: format!("sha256:{}", hex(&Sha256::digest(text.as_bytes()))),
+        sudo,
+        defaults: Defaults {
+            timeout: default_timeout,
+            path,
+        },
+        audit,
+        keys: BTreeMap::new(),
+        docker,
+        programs,
+        deploy,
+    };
+    let known: BTreeSet<String> = policy.rule_ids().into_iter().map(String::from).collect();
+    for (label, key) in &model.keys {
+        if !is_word(label.as_str(), &['_', '.']) {
+            return err(
+                &label.0,
+                format!(
+                    "key label `{}` is not lowercase letters, digits, `-`, `_`, `.`",
+                    label.as_str()
+                ),
+            );
+        }
+        let mut may = BTreeSet::new();
+        for id in &key.may {
+            if !known.contains(&id.value) {
+                let list: Vec<&str> = known.iter().map(String::as_str).collect();
+                return err(
+                    id,
+                    format!("no rule `{}` (rules: {})", id.value, list.join(", ")),
+                );
+            }
+            may.insert(id.value.clone());
+        }
+        let mut from = Vec::new();
+        for net in &key.from {
+            match Cidr::parse(&net.value) {
+                Some(cidr) => from.push(cidr),
+                None => {
+                    return err(
+                        net,
+                        format!("`{}` is not an address or network (10.0.0.0/8)", net.value),
+                    );
+                }
+            }
+        }
+        policy.keys.insert(
+            label.as_str().to_string(),
+            KeyPolicy {
+                may,
+                from,
+                description: key.description.clone(),
+            },
+        );
+    }
+    Ok(policy)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy, PolicyError> {
+    let mut subcommands = BTreeMap::new();
+    for (sub, options) in &model.subcommands {
+        let table: &[spec::Opt] = match sub.as_str() {
+            "compose" => spec::COMPOSE_GLOBAL,
+            "exec" => {
+                return err(
+                    &sub.0,
+                    "`docker exec` is allowed only through a program rule with `container:`",
+                );
+            }
+            name => match spec::subcommand(name) {
+                Some(s) => s.options,
+                None => {
+                    let why =
+                        spec::never_subcommand(name).unwrap_or("the grammar does not know it");
+                    return err(
+                        &sub.0,
+                        format!("docker subcommand `{name}` cannot be allowed: {why}"),
+                    );
+                }
+            },
+        };
+        let allowed = option_names(sub.as_str(), table, options)?;
+        subcommands.insert(sub.as_str().to_string(), allowed);
+    }
+    let mut sudo_subcommands = BTreeSet::new();
+    for s in &model.sudo_subcommands {
+        if !READ_ONLY_SUBCOMMANDS.contains(&s.value.as_str()) {
+            return err(
+                s,
+                format!(
+                    "`sudo docker` may only read: {}",
+                    READ_ONLY_SUBCOMMANDS.join(", ")
+                ),
+            );
+        }
+        if !subcommands.contains_key(&s.value) {
+            return err(
+                s,
+                format!("`{}` must also be listed under `subcommands`", s.value),
+            );
+        }
+        sudo_subcommands.insert(s.value.clone());
+    }
+    let mut networks = Vec::new();
+    for n in &model.run.networks {
+        let lower = n.value.to_ascii_lowercase();
+        if lower == "host" || lower.starts_with("container:") || values::name(&n.value).is_err() {
+            return err(
+                n,
+                format!(
+                    "network `{}` can never be allowed: it shares the host's or another container's network",
+                    n.value
+                ),
+            );
+        }
+        networks.push(n.value.clone());
+    }
+    let mut publish_addresses = Vec::new();
+    for a in &model.run.publish_addresses {
+        match a.value.parse::<std::net::IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => publish_addresses.push(a.value.clone()),
+            _ => return err(a, format!("`{}` is not a specific IP address", a.value)),
+        }
+    }
+    let images = match &model.run.images {
+        None => None,
+        Some(list) => {
+            let mut out = Vec::new();
+            for i in list {
+                let base = i.value.strip_suffix("/*").unwrap_or(&i.value);
+                let probe = if i.value.ends_with("/*") {
+                    format!("{base}/x")
+                } else {
+                    base.to_string()
+                };
+                if values::image(&probe).is_err() || probe.contains(':') && !probe.contains('/') {
+                    return err(
+                        i,
+                        format!("`{}` is not a repository or `namespace/*`", i.value),
+                    );
+                }
+                out.push(i.value.clone());
+            }
+            Some(out)
+        }
+    };
+    let mut build_contexts = Vec::new();
+    for c in &model.build.contexts {
+        build_contexts.push(absolute(c, "a build context")?);
+    }
+    let mut compose_files = Vec::new();
+    for f in &model.compose.files {
+        compose_files.push(absolute(f, "a compose file")?);
+    }
+    let mut compose_projects = Vec::new();
+    for p in &model.compose.projects {
+        if values::name(&p.value).is_err() {
+            return err(p, format!("`{}` is not a compose project name", p.value));
+        }
+        compose_projects.push(p.value.clone());
+    }
+    let mut compose_verbs = BTreeMap::new();
+    for (verb, options) in &model.compose.verbs {
+        let Some((_, table, _)) = spec::COMPOSE_VERBS
+            .iter()
+            .find(|(v, _, _)| *v == verb.as_str())
+        else {
+            let why =
+                spec::never_compose_verb(verb.as_str()).unwrap_or("the grammar does not know it");
+            return err(
+                &verb.0,
+                format!("compose verb `{}` cannot be allowed: {why}", verb.as_str()),
+            );
+        };
+        let allowed = option_names(&format!("compose {}", verb.as_str()), table, options)?;
+        compose_verbs.insert(verb.as_str().to_string(), allowed);
+    }
+    Ok(DockerPolicy {
+        program: absolute(&model.program, "docker")?,
+        config: absolute(&model.config, "the docker config directory")?,
+        subcommands,
+        sudo_subcommands,
+        networks,
+        publish_addresses,
+        images,
+        build_contexts,
+        compose_files,
+        compose_projects,
+        compose_verbs,
+        timeout: timeout(model.timeout.as_ref(), default_timeout)?,
+    })
+}
+
+/// Resolve option names (canonical or alias) against a table; `Never` options are errors.
+fn option_names(
+    sub: &str,
+    table: &[spec::Opt],
+    names: &[S],
+) -> Result<BTreeSet<String>, PolicyError> {
+    let mut allowed = BTreeSet::new();
+    for n in names {
+        let Some(opt) = table.iter().find(|o| o.names.contains(&n.value.as_str())) else {
+            return err(
+                n,
+                format!(
+                    "docker {sub} has no option `--{}` (write long names without dashes)",
+                    n.value
+                ),
+            );
+        };
+        if let spec::Kind::Never(why) = opt.kind {
+            return err(
+                n,
+                format!("docker {sub} --{} can never be allowed: {why}", n.value),
+            );
+        }
+        allowed.insert(opt.name().to_string());
+    }
+    Ok(allowed)
+}
+
+fn program(
+    p: &ProgramModel,
+    have_sudo: bool,
+    have_docker: bool,
+    default_timeout: Duration,
+) -> Result<ProgramRule, PolicyError> {
+    if !is_word(&p.id.value, &[])
+        || RESERVED_COMMANDS.contains(&p.id.value.as_str())
+        || p.id.value == "deploy"
+    {
+        return err(
+            &p.id,
+            format!(
+                "rule id `{}` must be lowercase letters, digits and `-`, and not a reserved name",
+                p.id.value
+            ),
+        );
+    }
+    if !is_word(&p.command.value, &['.', '_', '+'])
+        || RESERVED_COMMANDS.contains(&p.command.value.as_str())
+    {
+        return err(
+            &p.command,
+            format!("`{}` cannot be a declared command", p.command.value),
+        );
+    }
+    let path = match (&p.container, &p.path) {
+        (Some(c), None) => {
+            if !have_docker {
+                return err(c, "a container program needs the `docker` section");
+            }
+            if p.sudo {
+                return err(c, "a container program cannot use sudo");
+            }
+            if values::name(&c.value).is_err() {
+                return err(c, format!("`{}` is not a container name", c.value));
+            }
+            p.command.value.clone()
+        }
+        (Some(c), Some(_)) => return err(c, "a container program has no host `path`"),
+        (None, Some(path)) => absolute(path, "a program")?,
+        (None, None) => return err(&p.command, "a program needs an absolute `path`"),
+    };
+    let base = path.rsplit('/').next().unwrap_or_default();
+    if NEVER_PROGRAMS.contains(&base) || NEVER_PROGRAMS.contains(&p.command.value.as_str()) {
+        return err(
+            &p.command,
+            format!(
+                "`{}` runs other programs or is a shell; it can never be a declared program",
+                p.command.value
+            ),
+        );
+    }
+    if p.sudo && !have_sudo {
+        return err(&p.command, "`sudo: true` needs the top-level `sudo:` path");
+    }
+    let mut options: Vec<OptSpec> = Vec::new();
+    for o in &p.options {
+        let spec = option(o, &p.command)?;
+        let clash = options.iter().any(|e| {
+            (e.short.is_some() && e.short == spec.short)
+                || (e.long.is_some() && e.long == spec.long)
+        });
+        if clash {
+            return err(
+                o.long.as_ref().or(o.short.as_ref()).unwrap_or(&p.command),
+                "this option is declared twice",
+            );
+        }
+        options.push(spec);
+    }
+    let mut exactly_one_of = Vec::new();
+    for group in &p.exactly_one_of {
+        let mut indexes = Vec::new();
+        for name in group {
+            match options.iter().position(|o| o.is_named(&name.value)) {
+                Some(i) => indexes.push(i),
+                None => return err(name, format!("no declared option `{}`", name.value)),
+            }
+        }
+        exactly_one_of.push(indexes);
+    }
+    let mut words = Vec::new();
+    for w in &p.words {
+        if w.value.is_empty() || w.value.starts_with('-') {
+            return err(w, "a fixed word is a plain word");
+        }
+        words.push(w.value.clone());
+    }
+    let mut args = Vec::new();
+    for a in &p.args {
+        if !is_word(&a.name.value, &['_']) {
+            return err(&a.name, "an argument name is a lowercase word");
+        }
+        args.push(ArgSpec {
+            name: a.name.value.clone(),
+            value: value_type(&a.value, &a.name)?,
+            optional: a.optional,
+            repeat: a.repeat,
+        });
+    }
+    let mut env = Vec::new();
+    for (name, value) in &p.env {
+        if values::env(name.as_str()).is_err() || name.as_str().contains('=') {
+            return err(
+                &name.0,
+                format!("`{}` is not an environment variable name", name.as_str()),
+            );
+        }
+        env.push((name.as_str().to_string(), value.value.clone()));
+    }
+    Ok(ProgramRule {
+        id: p.id.value.clone(),
+        command: p.command.value.clone(),
+        path,
+        sudo: p.sudo,
+        container: p.container.as_ref().map(|c| c.value.clone()),
+        description: p.description.clone(),
+        grammar: Grammar {
+            words,
+            options,
+            args,
+            exactly_one_of,
+        },
+        forced_args: p.forced_args.iter().map(|a| a.value.clone()).collect(),
+        env,
+        timeout: timeout(p.timeout.as_ref(), default_timeout)?,
+    })
+}
+
+fn option(o: &OptionModel, at: &S) -> Result<OptSpec, PolicyError> {
+    let short = match &o.short {
+        None => None,
+        Some(s) => {
+            let mut chars = s.value.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_alphanumeric() => Some(c),
+                _ => return err(s, "a short option is one letter or digit, without the dash"),
+            }
+        }
+    };
+    let long = match &o.long {
+        None => None,
+        Some(l) if is_word(&l.value, &[]) => Some(l.value.clone()),
+        Some(l) => {
+            return err(
+                l,
+                "a long option is lowercase letters, digits and `-`, without the dashes",
+            );
+        }
+    };
+    if short.is_none() && long.is_none() {
+        return err(at, "an option needs `short`, `long` or both");
+    }
+    let value = match &o.value {
+        None => None,
+        Some(v) => Some(value_type(
+            v,
+            o.long.as_ref().or(o.short.as_ref()).unwrap_or(at),
+        )?),
+    };
+    Ok(OptSpec {
+        short,
+        long,
+        value,
+        repeat: o.repeat,
+    })
+}
+
+fn value_type(v: &ValueModel, at: &S) -> Result<ValueType, PolicyError> {
+    Ok(match v {
+        ValueModel::Enum(words) => {
+            if words.is_empty() {
+                return err(at, "an enum needs at least one word");
+            }
+            for w in words {
+                if w.value.is_empty() || w.value.starts_with('-') || !w.value.is_ascii() {
+                    return err(w, "an enum word is plain ASCII and does not start with `-`");
+                }
+            }
+            ValueType::Enum(words.iter().map(|w| w.value.clone()).collect())
+        }
+        ValueModel::Int(bounds) => match bounds.value.as_slice() {
+            [min, max] if min <= max => ValueType::Int {
+                min: *min,
+                max: *max,
+            },
+            _ => return err(bounds, "an int is `[MIN, MAX]` with MIN <= MAX"),
+        },
+        ValueModel::Pattern(source) => {
+            let regex = RegexBuilder::new(&format!("^(?:{})$", source.value))
+                .size_limit(PATTERN_SIZE_LIMIT)
+                .build();
+            match regex {
+                Ok(regex) => ValueType::Pattern {
+                    regex,
+                    source: source.value.clone(),
+                },
+                Err(e) => {
+                    let first = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid")
+                        .to_string();
+                    return err(source, format!("invalid pattern: {first}"));
+                }
+            }
+        }
+        ValueModel::Exact(s) => {
+            if s.value.is_empty() {
+                return err(s, "an exact value is not empty");
+            }
+            ValueType::Exact(s.value.clone())
+        }
+        ValueModel::Text => ValueType::Text,
+    })
+}
+
+fn deploy(
+    d: &DeployModel,
+    have_sudo: bool,
+    default_timeout: Duration,
+) -> Result<DeployPolicy, PolicyError> {
+    let flake = absolute(&d.flake, "the flake")?;
+    let nh = d.nh.as_ref().map(|p| absolute(p, "nh")).transpose()?;
+    let nixos_rebuild = d
+        .nixos_rebuild
+        .as_ref()
+        .map(|p| absolute(p, "nixos-rebuild"))
+        .transpose()?;
+    if nh.is_none() && nixos_rebuild.is_none() {
+        return err(&d.flake, "a deploy needs `nh`, `nixos_rebuild` or both");
+    }
+    if let Some(p) = &d.nixos_rebuild
+        && !have_sudo
+    {
+        return err(
+            p,
+            "nixos-rebuild switch runs through sudo: set the top-level `sudo:` path",
+        );
+    }
+    Ok(DeployPolicy {
+        flake,
+        nh,
+        nixos_rebuild,
+        timeout: timeout(d.timeout.as_ref(), default_timeout)?,
+    })
+}
+
+/// Every rule's examples, for the self-check: (rule id, examples).
+pub fn examples(model: &RulesModel) -> Vec<(&str, &ExamplesModel)> {
+    let mut out = Vec::new();
+    if let Some(d) = &model.docker {
+        out.push(("docker", &d.examples));
+    }
+    if let Some(d) = &model.deploy {
+        out.push(("deploy", &d.examples));
+    }
+    for p in &model.programs {
+        out.push((p.id.value.as_str(), &p.examples));
+    }
+    out
+}

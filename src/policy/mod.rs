@@ -1,0 +1,219 @@
+//! The policy: parsed from text (`parse`), compiled into the types `decide` reads, and
+//! checked against every rule's own examples. Loading from disk lives in `sys::load`.
+
+mod compile;
+mod examples;
+pub mod model;
+mod parse;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::grammar::Grammar;
+
+pub use parse::MAX_RULES_BYTES;
+
+/// A rules-file error with the place it was found (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct PolicyError {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl PolicyError {
+    pub fn at(line: u64, column: u64, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parse, compile and self-check a rules file. `text` is the file's content; the digest of
+/// exactly these bytes goes into every audit record.
+pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+    let model = parse::parse_model(text)?;
+    let policy = compile::compile(&model, text)?;
+    examples::check(&policy, &model)?;
+    Ok(policy)
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `sha256:` and the hex digest of the rules file.
+    pub digest: String,
+    pub sudo: Option<String>,
+    pub defaults: Defaults,
+    pub audit: AuditSettings,
+    pub keys: BTreeMap<String, KeyPolicy>,
+    pub docker: Option<DockerPolicy>,
+    pub programs: Vec<ProgramRule>,
+    pub deploy: Option<DeployPolicy>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub timeout: Duration,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFormat {
+    Kv,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub socket: String,
+    pub format: AuditFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    pub may: BTreeSet<String>,
+    pub from: Vec<Cidr>,
+    pub description: Option<String>,
+}
+
+/// An IPv4 or IPv6 network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse().ok()?
+            }
+            Some(_) => return None,
+            None => max,
+        };
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let (a, b, bits) = match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                (u128::from(a.to_bits()), u128::from(b.to_bits()), 32)
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => (a.to_bits(), b.to_bits(), 128),
+            _ => return false,
+        };
+        let prefix = u32::from(self.prefix);
+        if prefix == 0 {
+            return true;
+        }
+        let shift = bits - prefix;
+        a.checked_shr(shift) == b.checked_shr(shift)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerPolicy {
+    pub program: String,
+    pub config: String,
+    /// Subcommand -> allowed option (canonical long name).
+    pub subcommands: BTreeMap<String, BTreeSet<String>>,
+    pub sudo_subcommands: BTreeSet<String>,
+    pub networks: Vec<String>,
+    pub publish_addresses: Vec<String>,
+    /// `None`: any image may run.
+    pub images: Option<Vec<String>>,
+    pub build_contexts: Vec<String>,
+    pub compose_files: Vec<String>,
+    pub compose_projects: Vec<String>,
+    pub compose_verbs: BTreeMap<String, BTreeSet<String>>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProgramRule {
+    pub id: String,
+    pub command: String,
+    /// Absolute path on the host; for a container program, its name inside the container.
+    pub path: String,
+    pub sudo: bool,
+    pub container: Option<String>,
+    pub description: Option<String>,
+    pub grammar: Grammar,
+    pub forced_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeployPolicy {
+    pub flake: String,
+    pub nh: Option<String>,
+    pub nixos_rebuild: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Policy {
+    /// Every rule id a key may name in `may`.
+    pub fn rule_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = Vec::new();
+        if self.docker.is_some() {
+            ids.push("docker");
+        }
+        if self.deploy.is_some() {
+            ids.push("deploy");
+        }
+        ids.extend(self.programs.iter().map(|p| p.id.as_str()));
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_membership() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "x",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "::/129",
+        ] {
+            assert_eq!(Cidr::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The rules file as written: plain serde structs, every one closed to unknown fields.
+//! Values that a later check may reject are `Spanned`, so the error can say FILE:LINE:COL.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::parse::Spanned;
+
+pub type S = Spanned<String>;
+
+/// A mapping key that remembers where it was written.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Key(pub S);
+
+impl Key {
+    pub fn as_str(&self) -> &str {
+        &self.0.value
+    }
+}
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesModel {
+    pub version: Spanned<u32>,
+    #[serde(default)]
+    pub defaults: DefaultsModel,
+    #[serde(default)]
+    pub audit: AuditModel,
+    /// Absolute path of sudo, needed by any rule with `sudo: true`.
+    #[serde(default)]
+    pub sudo: Option<S>,
+    pub keys: BTreeMap<Key, KeyModel>,
+    #[serde(default)]
+    pub docker: Option<DockerModel>,
+    #[serde(default)]
+    pub programs: Vec<ProgramModel>,
+    #[serde(default)]
+    pub deploy: Option<DeployModel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsModel {
+    /// Seconds a command may run before it is killed.
+    #[serde(default)]
+    pub timeout: Option<Spanned<u64>>,
+    /// PATH given to every command the gateway runs.
+    #[serde(default)]
+    pub path: Option<S>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditModel {
+    #[serde(default)]
+    pub socket: Option<S>,
+    /// `kv` (default) or `json`.
+    #[serde(default)]
+    pub format: Option<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyModel {
+    /// Rule ids this key may use: `docker`, `deploy`, or a program rule's id.
+    pub may: Vec<S>,
+    /// Client networks (CIDR) this key may connect from, checked against SSH_CONNECTION.
+    #[serde(default)]
+    pub from: Vec<S>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExamplesModel {
+    #[serde(default)]
+    pub allow: Vec<S>,
+    #[serde(default)]
+    pub refuse: Vec<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerModel {
+    pub program: S,
+    /// A root-owned, empty directory given to docker as DOCKER_CONFIG.
+    pub config: S,
+    /// Subcommand (`ps`, `system df`, `compose`, ...) -> the long names of its allowed options.
+    pub subcommands: BTreeMap<Key, Vec<S>>,
+    /// Subcommands also allowed as `sudo docker ...`.
+    #[serde(default)]
+    pub sudo_subcommands: Vec<S>,
+    #[serde(default)]
+    pub run: RunModel,
+    #[serde(default)]
+    pub build: BuildModel,
+    #[serde(default)]
+    pub compose: ComposeModel,
+    #[serde(default)]
+    pub timeout: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub examples: ExamplesModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunModel {
+    #[serde(default)]
+    pub networks: Vec<S>,
+    #[serde(default)]
+    pub publish_addresses: Vec<S>,
+    /// Image allow-list (`library/*`, `ghcr.io/org/*`, `org/name`); absent: any image.
+    #[serde(default)]
+    pub images: Option<Vec<S>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildModel {
+    #[serde(default)]
+    pub contexts: Vec<S>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeModel {
+    #[serde(default)]
+    pub files: Vec<S>,
+    #[serde(default)]
+    pub projects: Vec<S>,
+    /// Verb -> the long names of its allowed options.
+    #[serde(default)]
+    pub verbs: BTreeMap<Key, Vec<S>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramModel {
+    pub id: S,
+    /// The word the agent types (`iptables`).
+    pub command: S,
+    /// Absolute path on the host. Not used with `container`.
+    #[serde(default)]
+    pub path: Option<S>,
+    /// Run as root through `sudo -n --`; the agent writes `sudo` in front.
+    #[serde(default)]
+    pub sudo: bool,
+    /// Run inside this container, reached as `docker exec CONTAINER COMMAND ...`.
+    #[serde(default)]
+    pub container: Option<S>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub words: Vec<S>,
+    #[serde(default)]
+    pub options: Vec<OptionModel>,
+    #[serde(default)]
+    pub args: Vec<ArgModel>,
+    #[serde(default)]
+    pub exactly_one_of: Vec<Vec<S>>,
+    #[serde(default)]
+    pub forced_args: Vec<S>,
+    #[serde(default)]
+    pub env: BTreeMap<Key, S>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub examples: ExamplesModel,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionModel {
+    #[serde(default)]
+    pub short: Option<S>,
+    #[serde(default)]
+    pub long: Option<S>,
+    #[serde(default)]
+    pub value: Option<ValueModel>,
+    #[serde(default)]
+    pub repeat: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum ValueModel {
+    Enum(Vec<S>),
+    Int(Spanned<Vec<i64>>),
+    Pattern(S),
+    Exact(S),
+    Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgModel {
+    pub name: S,
+    pub value: ValueModel,
+    #[serde(default)]
+    pub optional: bool,
+    #[serde(default)]
+    pub repeat: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployModel {
+    /// The flake every deploy builds; the only one accepted.
+    pub flake: S,
+    #[serde(default)]
+    pub nh: Option<S>,
+    #[serde(default)]
+    pub nixos_rebuild: Option<S>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub examples: ExamplesModel,
+}

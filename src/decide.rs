@@ -379,20 +379,7 @@ pub fn container_program(
             }
         }
     }
-    let usages: Vec<String> = policy
-        .programs
-        .iter()
-        .filter_map(|p| {
-            p.container
-                .as_ref()
-                .map(|c| format!("docker exec {c} {} {}", p.command, p.grammar.usage()))
-        })
-        .collect();
-    let hint = if usages.is_empty() {
-        "no exec rules are configured".to_string()
-    } else {
-        format!("the only exec forms are: {}", usages.join(" ; "))
-    };
+    let hint = exec_forms(policy);
     match best {
         Some((rule, m)) => Err(Refusal::new(
             rule.id.clone(),
@@ -405,6 +392,24 @@ pub fn container_program(
                 .to_string(),
         )
         .hint(hint)),
+    }
+}
+
+/// The configured `docker exec` forms, for hints.
+pub(crate) fn exec_forms(policy: &Policy) -> String {
+    let usages: Vec<String> = policy
+        .programs
+        .iter()
+        .filter_map(|p| {
+            p.container
+                .as_ref()
+                .map(|c| format!("docker exec {c} {} {}", p.command, p.grammar.usage()))
+        })
+        .collect();
+    if usages.is_empty() {
+        "no exec rules are configured".to_string()
+    } else {
+        format!("the only exec forms are: {}", usages.join(" ; "))
     }
 }
 

@@ -27,7 +27,7 @@ pub fn render(policy: &Policy, label: &str) -> String {
         if !forms.is_empty() {
             let _ = writeln!(
                 out,
-                "\nDeploys (a human must approve each one; you get a request id, nothing runs until then):"
+                "\nDeploys (a human must approve each one; nothing runs until then):"
             );
             for form in forms {
                 let _ = writeln!(out, "  {form}          (or with `sudo` in front)");

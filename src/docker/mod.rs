@@ -312,7 +312,8 @@ fn exec(policy: &Policy, args: &[String]) -> Result<Classified, Refusal> {
             "`docker exec` is not known to the grammar",
         ));
     };
-    let parsed = parse::parse("docker exec", &[sub.options], false, args)?;
+    let parsed = parse::parse("docker exec", &[sub.options], false, args)
+        .map_err(|r| r.hint(crate::decide::exec_forms(policy)))?;
     let (Some(container), Some(program)) = (parsed.operands.first(), parsed.operands.get(1)) else {
         return Err(Refusal::new(
             "docker exec",

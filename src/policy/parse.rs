@@ -39,8 +39,8 @@ pub fn parse_model(text: &str) -> Result<RulesModel, PolicyError> {
             .location()
             .map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
         let message = e.without_snippet().to_string();
-        let message = message.lines().next().unwrap_or("invalid YAML").to_string();
-        PolicyError::at(line, column, message)
+        let first = message.lines().next().unwrap_or("invalid YAML");
+        PolicyError::at(line, column, plain(first))
     })
 }
 
@@ -50,4 +50,25 @@ pub fn location<T>(spanned: &Spanned<T>) -> (u64, u64) {
         spanned.referenced.line().max(1),
         spanned.referenced.column().max(1),
     )
+}
+
+/// The YAML crate's budget messages, in the words of a rules file.
+fn plain(message: &str) -> String {
+    let cut = message.split(" at line ").next().unwrap_or(message);
+    let cut = cut.split(", set DuplicateKeyPolicy").next().unwrap_or(cut);
+    if !cut.starts_with("budget breached") {
+        return cut.to_string();
+    }
+    let what = if cut.contains("Anchors") || cut.contains("Aliases") {
+        "anchors and aliases are not accepted: write each value where it applies"
+    } else if cut.contains("Merge") {
+        "merge keys (`<<`) are not accepted: write each value where it applies"
+    } else if cut.contains("Documents") {
+        "a rules file is one YAML document"
+    } else if cut.contains("Depth") {
+        "the rules file nests too deeply"
+    } else {
+        "the rules file is too large"
+    };
+    what.to_string()
 }

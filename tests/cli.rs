@@ -1,0 +1,327 @@
+//! The operator's commands: `check`, `explain`, `list`, and the messages the agent reads.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use assert_cmd::Command;
+
+const CORPUS_RULES: &str = "tests/corpus/rules.yaml";
+
+fn gate() -> Command {
+    Command::cargo_bin("agent-gate").unwrap()
+}
+
+fn explain_json(rules: &str, raw: &str) -> serde_json::Value {
+    let out = gate()
+        .args([
+            "explain", "--rules", rules, "--key", "hermes", "--json", "--", raw,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "explain always exits 0: {out:?}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_shipped_rules_check_clean_and_run_their_examples() {
+    let out = gate()
+        .args(["check", "--rules", "rules.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("rules.yaml: ok"));
+    // The shipped policy's own decisions, spot-checked.
+    assert_eq!(
+        explain_json("rules.yaml", "docker ps -a")["decision"],
+        "allow"
+    );
+    assert_eq!(
+        explain_json("rules.yaml", "sudo journalctl -k -n 50")["exec"][0],
+        "/run/wrappers/bin/sudo"
+    );
+    assert_eq!(
+        explain_json("rules.yaml", "docker run --rm attacker/x")["decision"],
+        "refuse"
+    );
+    assert_eq!(
+        explain_json("rules.yaml", "nh os switch")["decision"],
+        "ask"
+    );
+}
+
+#[test]
+fn explain_json_carries_decision_rule_reason_and_exec() {
+    let allowed = explain_json(CORPUS_RULES, "sudo journalctl -u fail2ban -n 20");
+    assert_eq!(allowed["decision"], "allow");
+    assert_eq!(allowed["rule"], "journalctl");
+    assert_eq!(
+        allowed["exec"],
+        serde_json::json!([
+            "/run/wrappers/bin/sudo",
+            "-n",
+            "--",
+            "/run/current-system/sw/bin/journalctl",
+            "--no-pager",
+            "-u",
+            "fail2ban",
+            "-n",
+            "20"
+        ])
+    );
+    assert_eq!(allowed["env"]["SYSTEMD_PAGERSECURE"], "1");
+
+    let docker = explain_json(CORPUS_RULES, "docker ps -a");
+    assert_eq!(
+        docker["exec"],
+        serde_json::json!(["/run/current-system/sw/bin/docker", "ps", "-a"])
+    );
+    assert_eq!(
+        docker["env"]["DOCKER_CONFIG"],
+        "/etc/agent-gate/docker-config"
+    );
+    assert!(docker["env"].get("DOCKER_HOST").is_none());
+
+    let refused = explain_json(CORPUS_RULES, "docker run --privileged alpine");
+    assert_eq!(refused["decision"], "refuse");
+    assert_eq!(refused["rule"], "docker run");
+    assert!(refused.get("exec").is_none());
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("root on the host")
+    );
+
+    let help = explain_json(CORPUS_RULES, "help");
+    assert_eq!(help["builtin"], "list");
+}
+
+#[test]
+fn explain_for_humans() {
+    let out = gate()
+        .args([
+            "explain",
+            "--rules",
+            CORPUS_RULES,
+            "--key",
+            "hermes",
+            "docker logs -f web",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    insta::assert_snapshot!(text, @r"
+    decision: refuse
+    rule: docker logs
+    reason: docker logs: `-f` is never allowed: `docker logs -f` never ends; use `--tail N` or `--since 10m`
+    ");
+}
+
+#[test]
+fn batch_answers_a_bad_line_without_losing_its_place() {
+    let out = gate()
+        .args([
+            "explain",
+            "--rules",
+            CORPUS_RULES,
+            "--key",
+            "hermes",
+            "--json",
+            "--batch",
+        ])
+        .write_stdin("\"docker ps\"\nnot json\n\"bash\"\n")
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["decision"], "allow");
+    assert_eq!(lines[1]["decision"], "refuse");
+    assert!(
+        lines[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON string")
+    );
+    assert_eq!(lines[2]["decision"], "refuse");
+}
+
+/// Write `text` as a rules file, run `check`, return (exit code, stderr).
+fn check_text(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yaml");
+    std::fs::write(&path, text).unwrap();
+    let out = gate()
+        .args(["check", "--rules", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr)
+        .unwrap()
+        .replace(path.to_str().unwrap(), "FILE");
+    (out.status.code().unwrap(), stderr)
+}
+
+const MINIMAL: &str = "version: 1\nkeys:\n  hermes:\n    may: [docker]\ndocker:\n  program: /usr/bin/docker\n  config: /etc/agent-gate/docker\n  subcommands:\n    ps: [all]\n";
+
+#[test]
+fn check_reports_file_line_column_and_exits_78() {
+    assert_eq!(check_text(MINIMAL).0, 0);
+    let cases: &[(&str, &str)] = &[
+        (
+            &MINIMAL.replace("version: 1", "version: 2"),
+            "FILE:1:10: this agent-gate reads rules `version: 1`",
+        ),
+        (
+            &MINIMAL.replace("ps: [all]", "ps: [all]\n    run: [privileged]"),
+            "FILE:10:11: docker run --privileged can never be allowed: a privileged container is root on the host",
+        ),
+        (
+            &MINIMAL.replace("ps: [all]", "ps: [al]"),
+            "FILE:9:10: docker ps has no option `--al`",
+        ),
+        (
+            &MINIMAL.replace("ps: [all]", "exec: []"),
+            "FILE:9:5: `docker exec` is allowed only through a program rule with `container:`",
+        ),
+        (
+            &MINIMAL.replace("may: [docker]", "may: [dockre]"),
+            "FILE:4:11: no rule `dockre` (rules: docker)",
+        ),
+        (
+            &MINIMAL.replace("program: /usr/bin/docker", "program: usr/bin/docker"),
+            "FILE:6:12: docker must be a clean absolute path",
+        ),
+        (
+            &format!("{MINIMAL}bogus: 1\n"),
+            "FILE:10:1: unknown field `bogus`",
+        ),
+        (
+            &format!("{MINIMAL}keys: {{}}\n"),
+            "FILE:10:1: duplicate mapping key: keys\n",
+        ),
+        (
+            &MINIMAL.replace("may: [docker]", "may: &a [docker]\n  other:\n    may: *a"),
+            "FILE:4:13: anchors and aliases are not accepted",
+        ),
+        (
+            &MINIMAL.replace("ps: [all]", "ps: !custom [all]"),
+            "FILE:9:17: unsupported tag `!custom`",
+        ),
+        (
+            &MINIMAL.replace("ps: [all]", "ps: [all\n"),
+            "FILE:9:9: unclosed bracket '['",
+        ),
+        (
+            &format!("{MINIMAL}<<: {{}}\n"),
+            "FILE:10:1: YAML merge keys are not allowed",
+        ),
+        (
+            &format!("{MINIMAL}---\nversion: 1\n"),
+            "FILE:10:1: a rules file is one YAML document",
+        ),
+        (
+            &format!("{MINIMAL}  examples:\n    allow: [docker ps -q]\n"),
+            "FILE:11:13: example `docker ps -q` should be allowed by rule `docker` but is refused: docker ps: option `-q` is not allowed by the rules",
+        ),
+        (
+            &format!("{MINIMAL}  examples:\n    refuse: [docker ps -a]\n"),
+            "FILE:11:14: example `docker ps -a` should be refused but rule `docker ps` allows it",
+        ),
+    ];
+    for (text, want) in cases {
+        let (code, stderr) = check_text(text);
+        assert_eq!(code, 78, "{want}: {stderr}");
+        assert!(stderr.starts_with(want), "want {want:?}\ngot  {stderr:?}");
+    }
+}
+
+#[test]
+fn check_on_a_missing_file() {
+    let out = gate()
+        .args(["check", "--rules", "/nonexistent/rules.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rules.yaml: cannot read"));
+}
+
+#[test]
+fn refusal_messages_teach_the_allowed_form() {
+    let text = std::fs::read_to_string(CORPUS_RULES).unwrap();
+    let policy = agent_gate::policy::parse(&text).unwrap();
+    let commands = [
+        "docker logs -f web",
+        "docker run -p 8080:80 nginx:1.27",
+        "docker run -v /:/host alpine",
+        "docker exec -it web sh",
+        "docker container ls",
+        "docker -H tcp://10.0.0.5:2375 ps",
+        "docker compose -f /tmp/evil.yml up -d",
+        "docker build -f /etc/Dockerfile /srv/api",
+        "sudo iptables -F",
+        "sudo journalctl",
+        "sudo -u root iptables -L",
+        "iptables -L",
+        "sudo fail2ban-client set sshd unbanip 1.2.3.4",
+        "nh os switch --impure",
+        "bash -i",
+        "docker ps; sh",
+        "docker ps \"$(id)\"",
+        "docker ps\u{1b}[2J",
+        "docker run \u{2013}privileged alpine",
+        "DOCKER_HOST=tcp://x docker ps",
+        "/usr/bin/docker ps",
+        "",
+    ];
+    let mut all = String::new();
+    for raw in commands {
+        let d = agent_gate::decide::decide(
+            &policy,
+            &agent_gate::decide::Request {
+                raw,
+                key: "hermes",
+                client: None,
+            },
+        );
+        all.push_str(&format!(
+            "$ {}\n  {}: {}\n",
+            agent_gate::escape::escape(raw),
+            d.decision_word(),
+            d.reason
+        ));
+        if let Some(hint) = &d.hint {
+            all.push_str(&format!("  instead: {hint}\n"));
+        }
+    }
+    insta::assert_snapshot!("refusals", all);
+}
+
+#[test]
+fn list_is_what_the_agent_reads() {
+    let out = gate()
+        .args(["list", "--rules", CORPUS_RULES, "--key", "hermes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!("list_hermes", String::from_utf8(out.stdout).unwrap());
+    let none = gate()
+        .args(["list", "--rules", CORPUS_RULES, "--key", "nobody"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&none.stdout).contains("nothing is allowed"));
+}

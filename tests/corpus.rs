@@ -1,0 +1,201 @@
+//! The red-team and legitimate corpus (tests/corpus/*.tsv, copied from the project's shared
+//! corpus) against tests/corpus/rules.yaml, key `hermes`: through `decide` directly, and
+//! through the binary's `explain --json --batch`, as an operator's script would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use agent_gate::decide::{Request, decide};
+
+const RULES: &str = "tests/corpus/rules.yaml";
+
+/// Column 3 of the corpus, decoded exactly as tests/corpus/README.md says.
+fn decode(field: &str) -> String {
+    let mut out = String::new();
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some('x') => out.push(hex(&mut chars, 2)),
+            Some('u') => out.push(hex(&mut chars, 4)),
+            other => panic!("unknown escape \\{other:?} in {field:?}"),
+        }
+    }
+    out
+}
+
+fn hex(chars: &mut std::str::Chars<'_>, n: usize) -> char {
+    let digits: String = chars.take(n).collect();
+    char::from_u32(u32::from_str_radix(&digits, 16).unwrap()).unwrap()
+}
+
+struct Row {
+    id: String,
+    command: String,
+    expected: &'static str,
+}
+
+fn rows(file: &str) -> Vec<Row> {
+    let text = std::fs::read_to_string(format!("tests/corpus/{file}")).unwrap();
+    // Split on '\n' only: row A002 is three spaces, and CRs are encoded as `\r`.
+    text.split('\n')
+        .skip(1)
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let expected = match cols[3] {
+                "refuse" => "refuse",
+                "allow" => "allow",
+                "approve-needed" => "ask",
+                other => panic!("{}: unknown expectation {other}", cols[0]),
+            };
+            Row {
+                id: cols[0].to_string(),
+                command: decode(cols[2]),
+                expected,
+            }
+        })
+        .collect()
+}
+
+fn all_rows() -> Vec<Row> {
+    let mut all = rows("attack.tsv");
+    all.extend(rows("legit.tsv"));
+    all
+}
+
+#[test]
+fn the_decoder_follows_the_readme() {
+    assert_eq!(
+        decode(r"a\\b\tc\nd\re\0f\x7fg\u202eh"),
+        "a\\b\tc\nd\re\0f\u{7f}g\u{202e}h"
+    );
+    let attack = rows("attack.tsv");
+    let a002 = attack.iter().find(|r| r.id == "A002").unwrap();
+    assert_eq!(a002.command, "   ");
+    assert_eq!(attack.len(), 371);
+    assert_eq!(rows("legit.tsv").len(), 78);
+}
+
+#[test]
+fn every_row_through_decide() {
+    let text = std::fs::read_to_string(RULES).unwrap();
+    let policy = agent_gate::policy::parse(&text).unwrap();
+    let mut wrong = Vec::new();
+    for row in all_rows() {
+        let d = decide(
+            &policy,
+            &Request {
+                raw: &row.command,
+                key: "hermes",
+                client: None,
+            },
+        );
+        if d.decision_word() != row.expected {
+            wrong.push(format!(
+                "{} {:?}: {} ({})",
+                row.id,
+                row.command,
+                d.decision_word(),
+                d.reason
+            ));
+        }
+        // An allowed or asked command always names an absolute program.
+        if let Some(plan) = d.plan() {
+            assert!(
+                plan.program().starts_with('/'),
+                "{}: {:?}",
+                row.id,
+                plan.argv()
+            );
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} rows decided wrongly:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn every_row_through_the_binary_batch_mode() {
+    let rows = all_rows();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .args([
+            "explain", "--rules", RULES, "--key", "hermes", "--json", "--batch",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = String::new();
+    for row in &rows {
+        input.push_str(&serde_json::to_string(&row.command).unwrap());
+        input.push('\n');
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success());
+    let lines: Vec<&str> = std::str::from_utf8(&output.stdout)
+        .unwrap()
+        .lines()
+        .collect();
+    assert_eq!(
+        lines.len(),
+        rows.len(),
+        "one answer per input line, in order"
+    );
+    let (mut refused, mut allowed, mut asked) = (0, 0, 0);
+    for (row, line) in rows.iter().zip(lines) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v["decision"], row.expected,
+            "{} {:?}: {line}",
+            row.id, row.command
+        );
+        match row.expected {
+            "refuse" => {
+                refused += 1;
+                assert!(
+                    v.get("exec").is_none(),
+                    "{}: a refusal carries no exec",
+                    row.id
+                );
+                assert!(!v["reason"].as_str().unwrap().is_empty());
+            }
+            _ => {
+                if row.expected == "allow" {
+                    allowed += 1
+                } else {
+                    asked += 1
+                }
+                let exec = v["exec"].as_array().unwrap();
+                assert!(
+                    exec[0].as_str().unwrap().starts_with('/'),
+                    "{}: {line}",
+                    row.id
+                );
+            }
+        }
+    }
+    // The shipped sample: 371 attack rows (two of them canonical deploys) and 78 legitimate rows.
+    assert_eq!((refused, allowed, asked), (369, 78, 2));
+    println!("corpus via --batch: {refused} refused, {allowed} allowed, {asked} need approval");
+}

@@ -1,0 +1,407 @@
+//! Forced mode, as sshd runs it: `agent-gate --rules FILE --key LABEL` with the command in
+//! SSH_ORIGINAL_COMMAND. The programs are recording stubs in a temporary directory and the
+//! audit socket is a unix datagram listener owned by the test.
+//!
+//! Forced mode requires a root-owned rules file, so these tests need root (CI runs as root).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+struct World {
+    dir: tempfile::TempDir,
+    audit: UnixDatagram,
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// A stub that records `$0`, its arguments and its environment, then exits 3 if an argument
+/// is `exit3`, sleeps if one is `sleep`.
+fn stub(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let record = dir.join(format!("{name}.record"));
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" > '{rec}'\nenv | sort > '{rec}.env'\nfor a in \"$@\"; do\n  [ \"$a\" = exit3 ] && exit 3\n  [ \"$a\" = sleep ] && exec sleep 30\ndone\necho \"stub {name} ran\"\nexit 0\n",
+        rec = record.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let d = dir.path().display().to_string();
+        for name in ["docker", "sudo", "iptables", "sleeper"] {
+            stub(dir.path(), name);
+        }
+        let rules = format!(
+            r#"version: 1
+sudo: {d}/sudo
+keys:
+  hermes:
+    may: [docker, iptables-list, sleeper, deploy]
+  other:
+    may: [docker]
+    from: [192.0.2.0/24]
+docker:
+  program: {d}/docker
+  config: {d}/docker-config
+  subcommands:
+    ps: [all]
+    inspect: [format]
+programs:
+  - id: iptables-list
+    command: iptables
+    path: {d}/iptables
+    sudo: true
+    options:
+      - {{short: L, long: list}}
+      - {{short: n, long: numeric}}
+    exactly_one_of: [[list]]
+  - id: sleeper
+    command: sleeper
+    path: {d}/sleeper
+    args:
+      - {{name: what, value: {{enum: [sleep, now]}}}}
+    timeout: 1
+deploy:
+  flake: /etc/nixos
+  nh: {d}/nh
+"#
+        );
+        let rules_path = dir.path().join("rules.yaml");
+        std::fs::write(&rules_path, rules).unwrap();
+        std::fs::set_permissions(&rules_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let audit = UnixDatagram::bind(dir.path().join("log.sock")).unwrap();
+        audit
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        Self { dir, audit }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn gate(&self, command: Option<&str>) -> Command {
+        self.gate_as("hermes", command)
+    }
+
+    fn gate_as(&self, key: &str, command: Option<&str>) -> Command {
+        let mut cmd = Command::cargo_bin("agent-gate").unwrap();
+        cmd.args([
+            "--rules",
+            self.path("rules.yaml").to_str().unwrap(),
+            "--key",
+            key,
+        ])
+        .args(["--audit-socket", self.path("log.sock").to_str().unwrap()])
+        .env_remove("SSH_ORIGINAL_COMMAND")
+        .env("SSH_CONNECTION", "203.0.113.9 50022 192.0.2.1 22")
+        // The child must see none of this: its environment is built, not inherited.
+        .env("DOCKER_HOST", "tcp://10.0.0.5:2375")
+        .env("LESSOPEN", "|sh -c id");
+        if let Some(c) = command {
+            cmd.env("SSH_ORIGINAL_COMMAND", c);
+        }
+        cmd
+    }
+
+    /// The next audit record, as (priority, message).
+    fn record(&self) -> (u32, String) {
+        let mut buf = vec![0u8; 65536];
+        let n = self.audit.recv(&mut buf).expect("an audit record");
+        let line = String::from_utf8(buf[..n].to_vec()).unwrap();
+        let pri: u32 = line[1..line.find('>').unwrap()].parse().unwrap();
+        let msg = line.split_once("]: ").unwrap().1.to_string();
+        (pri, msg)
+    }
+
+    fn no_more_records(&self) {
+        self.audit
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(
+            self.audit.recv(&mut buf).is_err(),
+            "no further audit record"
+        );
+    }
+
+    fn ran(&self, stub: &str) -> Option<Vec<String>> {
+        std::fs::read_to_string(self.path(&format!("{stub}.record")))
+            .ok()
+            .map(|t| t.lines().map(String::from).collect())
+    }
+
+    fn env_of(&self, stub: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("{stub}.record.env"))).unwrap()
+    }
+}
+
+const AUTHPRIV_INFO: u32 = 10 * 8 + 6;
+const AUTHPRIV_NOTICE: u32 = 10 * 8 + 5;
+
+macro_rules! need_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: forced mode needs a root-owned rules file; run the suite as root");
+            return;
+        }
+    };
+}
+
+#[test]
+fn an_allowed_command_runs_exactly_and_is_audited_twice() {
+    need_root!();
+    let w = World::new();
+    let out = w.gate(Some("docker ps -a")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "stub docker ran\n");
+    assert_eq!(
+        w.ran("docker").unwrap(),
+        vec![
+            w.path("docker").display().to_string(),
+            "ps".into(),
+            "-a".into()
+        ]
+    );
+    let env = w.env_of("docker");
+    assert!(
+        env.contains(&format!(
+            "DOCKER_CONFIG={}",
+            w.path("docker-config").display()
+        )),
+        "{env}"
+    );
+    assert!(
+        !env.contains("DOCKER_HOST") && !env.contains("LESSOPEN") && !env.contains("SSH_"),
+        "{env}"
+    );
+    let (pri, decision) = w.record();
+    assert_eq!(pri, AUTHPRIV_INFO);
+    for field in [
+        "event=\"decision\"",
+        "key=\"hermes\"",
+        "client=\"203.0.113.9\"",
+        "cmd=\"docker ps -a\"",
+        "decision=\"allow\"",
+        "rule=\"docker ps\"",
+        "rules=\"sha256:",
+    ] {
+        assert!(decision.contains(field), "{field} in {decision}");
+    }
+    let (_, finish) = w.record();
+    assert!(
+        finish.contains("event=\"finish\"") && finish.contains("status=\"exited 0\""),
+        "{finish}"
+    );
+    w.no_more_records();
+}
+
+#[test]
+fn the_childs_exit_status_passes_through() {
+    need_root!();
+    let w = World::new();
+    let out = w.gate(Some("docker inspect exit3")).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    w.record();
+    assert!(w.record().1.contains("status=\"exited 3\""));
+}
+
+#[test]
+fn a_sudo_diagnostic_runs_through_sudo_n() {
+    need_root!();
+    let w = World::new();
+    let out = w.gate(Some("sudo iptables -nL")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let argv = w.ran("sudo").unwrap();
+    assert_eq!(
+        argv[1..],
+        ["-n", "--", &w.path("iptables").display().to_string(), "-nL"]
+    );
+    assert!(
+        w.ran("iptables").is_none(),
+        "the gateway never runs the program itself"
+    );
+}
+
+#[test]
+fn a_refused_command_runs_nothing_and_says_why() {
+    need_root!();
+    let w = World::new();
+    let out = w
+        .gate(Some("docker run --privileged alpine"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("agent-gate: refused: `docker run` is refused"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("agent-gate: instead: allowed: docker inspect, docker ps"),
+        "{stderr}"
+    );
+    assert!(w.ran("docker").is_none());
+    let (pri, rec) = w.record();
+    assert_eq!(pri, AUTHPRIV_NOTICE);
+    assert!(rec.contains("decision=\"refuse\""), "{rec}");
+    w.no_more_records();
+}
+
+#[test]
+fn untokenizable_commands_exit_64_and_are_escaped_in_the_log() {
+    need_root!();
+    let w = World::new();
+    let out = w
+        .gate(Some("docker ps\n\u{1b}[2K\u{202e}event=\"finish\""))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("control character U+000A at column 10"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'));
+    let (_, rec) = w.record();
+    assert!(
+        !rec.contains('\n') && !rec.contains('\u{1b}') && !rec.contains('\u{202e}'),
+        "{rec}"
+    );
+    assert!(
+        rec.contains(r#"cmd="docker ps\x0a\x1b[2K\xe2\x80\xaeevent=\"finish\"""#),
+        "{rec}"
+    );
+    assert_eq!(rec.matches("event=\"").count(), 1, "{rec}");
+    assert!(w.ran("docker").is_none());
+}
+
+#[test]
+fn an_empty_command_is_a_login_and_gets_the_list() {
+    need_root!();
+    let w = World::new();
+    for command in [None, Some(""), Some("   ")] {
+        let out = w.gate(command).output().unwrap();
+        assert_eq!(out.status.code(), Some(77), "{command:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("no login shell") && stderr.contains("what key `hermes` may run"),
+            "{stderr}"
+        );
+        assert!(w.record().1.contains("decision=\"refuse\""));
+    }
+}
+
+#[test]
+fn help_prints_the_list_and_runs_nothing() {
+    need_root!();
+    let w = World::new();
+    let out = w.gate(Some("help")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sudo iptables (-L|--list) [-n|--numeric]")
+    );
+    assert!(w.record().1.contains("rule=\"help\""));
+}
+
+#[test]
+fn a_deploy_asks_and_runs_nothing_yet() {
+    need_root!();
+    let w = World::new();
+    let out = w.gate(Some("nh os switch")).output().unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was filed and nothing ran"));
+    assert!(w.record().1.contains("decision=\"ask\""));
+}
+
+#[test]
+fn the_timeout_kills_the_child() {
+    need_root!();
+    let w = World::new();
+    let started = std::time::Instant::now();
+    let out = w.gate(Some("sleeper sleep")).output().unwrap();
+    assert_eq!(out.status.code(), Some(124));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "killed well before the stub's 30 s sleep"
+    );
+    w.record();
+    assert!(w.record().1.contains("killed after the rule's timeout"));
+}
+
+#[test]
+fn no_audit_socket_means_nothing_runs() {
+    need_root!();
+    let w = World::new();
+    std::fs::remove_file(w.path("log.sock")).unwrap();
+    let out = w.gate(Some("docker ps")).output().unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit log cannot be written"));
+    assert!(w.ran("docker").is_none());
+}
+
+#[test]
+fn rules_the_agent_could_write_refuse_everything() {
+    need_root!();
+    let w = World::new();
+    let rules = w.path("rules.yaml");
+    std::fs::set_permissions(&rules, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let out = w.gate(Some("docker ps")).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let (_, rec) = w.record();
+    assert!(
+        rec.contains("event=\"config-error\"") && rec.contains("lets others than root write it"),
+        "{rec}"
+    );
+    std::fs::set_permissions(&rules, std::fs::Permissions::from_mode(0o644)).unwrap();
+    nix::unistd::chown(&rules, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let out = w.gate(Some("docker ps")).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(w.record().1.contains("owned by uid 65534, not root"));
+    assert!(w.ran("docker").is_none());
+}
+
+#[test]
+fn a_broken_rules_file_refuses_everything() {
+    need_root!();
+    let w = World::new();
+    std::fs::write(w.path("rules.yaml"), "version: 1\nkeys: {}\nbogus: 1\n").unwrap();
+    let out = w.gate(Some("docker ps")).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration is broken"));
+    assert!(w.record().1.contains("unknown field `bogus`"));
+}
+
+#[test]
+fn identity_label_and_client_network() {
+    need_root!();
+    let w = World::new();
+    let unknown = w.gate_as("stranger", Some("docker ps")).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(77));
+    assert!(w.record().1.contains("not in the rules"));
+    // `other` may connect only from 192.0.2.0/24; this client is 203.0.113.9.
+    let other = w.gate_as("other", Some("docker ps")).output().unwrap();
+    assert_eq!(other.status.code(), Some(77));
+    assert!(w.record().1.contains("may not connect from this address"));
+    let mut inside = w.gate_as("other", Some("docker ps"));
+    inside.env("SSH_CONNECTION", "192.0.2.77 1 192.0.2.1 22");
+    assert_eq!(inside.output().unwrap().status.code(), Some(0));
+    assert!(w.ran("docker").is_some());
+}

@@ -405,3 +405,20 @@ fn identity_label_and_client_network() {
     assert_eq!(inside.output().unwrap().status.code(), Some(0));
     assert!(w.ran("docker").is_some());
 }
+
+#[test]
+fn a_command_that_is_not_utf8_is_refused() {
+    need_root!();
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new();
+    let mut cmd = w.gate(None);
+    cmd.env(
+        "SSH_ORIGINAL_COMMAND",
+        std::ffi::OsStr::from_bytes(b"docker ps \xff"),
+    );
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("U+FFFD"));
+    assert!(w.ran("docker").is_none());
+    assert!(w.record().1.contains(r#"cmd="docker ps \xef\xbf\xbd""#));
+}

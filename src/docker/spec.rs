@@ -485,7 +485,11 @@ const BUILD: &[Opt] = &[
         "a cache destination writes a host directory",
     ),
     never(&["call"], None, "build frontends' methods are not allowed"),
-    value(&["cgroup-parent"], None, Check::Text),
+    never(
+        &["cgroup-parent"],
+        None,
+        "it moves the build out of docker's cgroup",
+    ),
     never(&["check"], None, "build frontends' methods are not allowed"),
     never(&["cpu-period"], None, "not supported by BuildKit"),
     value(&["file"], Some('f'), Check::Dockerfile),

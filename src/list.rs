@@ -54,7 +54,7 @@ fn docker_section(out: &mut String, policy: &Policy, key: &KeyPolicy) {
         if name == "compose" {
             continue;
         }
-        let opts = options_text(name, allowed);
+        let opts = options_text(allowed);
         let operands = match spec::subcommand(name).map(|s| s.operands) {
             Some(spec::Operands::ImageAndCommand) => " IMAGE [COMMAND ARGS...]",
             Some(spec::Operands::Objects) => " NAME...",
@@ -103,11 +103,11 @@ fn docker_section(out: &mut String, policy: &Policy, key: &KeyPolicy) {
         let _ = writeln!(
             out,
             "  docker compose{} VERB [SERVICE...]   files: {}",
-            options_text("compose", global),
+            options_text(global),
             docker.compose_files.join(", ")
         );
         for (verb, allowed) in &docker.compose_verbs {
-            let _ = writeln!(out, "    {verb}{}", options_text(verb, allowed));
+            let _ = writeln!(out, "    {verb}{}", options_text(allowed));
         }
     }
     if !docker.sudo_subcommands.is_empty() {
@@ -121,7 +121,7 @@ fn docker_section(out: &mut String, policy: &Policy, key: &KeyPolicy) {
     let _ = writeln!(out, "  logs never follow (-f): use --tail N or --since 10m");
 }
 
-fn options_text(_name: &str, allowed: &std::collections::BTreeSet<String>) -> String {
+fn options_text(allowed: &std::collections::BTreeSet<String>) -> String {
     if allowed.is_empty() {
         return String::new();
     }

@@ -302,17 +302,10 @@ fn program_rules(
             reason,
         ));
     }
-    let mut best: Option<(&ProgramRule, crate::grammar::Mismatch)> = None;
-    for rule in matching_sudo {
-        match rule.grammar.check(args) {
-            Ok(()) => return Ok(program_plan(policy, rule, args)),
-            Err(m) => {
-                if best.as_ref().is_none_or(|(_, b)| m.progress > b.progress) {
-                    best = Some((rule, m));
-                }
-            }
-        }
-    }
+    let best = match first_accepting(matching_sudo.into_iter().copied(), args) {
+        Ok(rule) => return Ok(program_plan(policy, rule, args)),
+        Err(best) => best,
+    };
     let prefix = if sudo { "sudo " } else { "" };
     let usages: Vec<String> = candidates
         .iter()
@@ -350,35 +343,33 @@ pub fn container_program(
         .iter()
         .filter(|p| p.container.as_deref() == Some(container) && p.command == program)
         .collect();
-    let mut best: Option<(&ProgramRule, crate::grammar::Mismatch)> = None;
-    for rule in &candidates {
-        match rule.grammar.check(args) {
-            Ok(()) => {
-                let Some(docker) = &policy.docker else { break };
-                let argv = [
-                    "exec".to_string(),
-                    container.to_string(),
-                    program.to_string(),
-                ]
-                .into_iter()
-                .chain(rule.forced_args.iter().cloned())
-                .chain(args.iter().cloned());
-                let env = docker::docker_env(docker, &rule.env);
-                let plan = ExecPlan::new(policy, None, &docker.program, argv, &env, rule.timeout);
-                return Ok(Classified::new(
-                    rule.id.clone(),
-                    rule.id.clone(),
-                    Tier::Allow,
-                    plan,
+    let best = match first_accepting(candidates.iter().copied(), args) {
+        Ok(rule) => {
+            let Some(docker) = &policy.docker else {
+                return Err(Refusal::new(
+                    "docker exec",
+                    "docker is not configured on this host",
                 ));
-            }
-            Err(m) => {
-                if best.as_ref().is_none_or(|(_, b)| m.progress > b.progress) {
-                    best = Some((rule, m));
-                }
-            }
+            };
+            let argv = [
+                "exec".to_string(),
+                container.to_string(),
+                program.to_string(),
+            ]
+            .into_iter()
+            .chain(rule.forced_args.iter().cloned())
+            .chain(args.iter().cloned());
+            let env = docker::docker_env(docker, &rule.env);
+            let plan = ExecPlan::new(policy, None, &docker.program, argv, &env, rule.timeout);
+            return Ok(Classified::new(
+                rule.id.clone(),
+                rule.id.clone(),
+                Tier::Allow,
+                plan,
+            ));
         }
-    }
+        Err(best) => best,
+    };
     let hint = exec_forms(policy);
     match best {
         Some((rule, m)) => Err(Refusal::new(
@@ -393,6 +384,26 @@ pub fn container_program(
         )
         .hint(hint)),
     }
+}
+
+/// The precedence rule: the first rule (in file order) whose grammar accepts every word; else
+/// the rule that got furthest and why it stopped.
+fn first_accepting<'a>(
+    rules: impl IntoIterator<Item = &'a ProgramRule>,
+    args: &[String],
+) -> Result<&'a ProgramRule, Option<(&'a ProgramRule, crate::grammar::Mismatch)>> {
+    let mut best: Option<(&ProgramRule, crate::grammar::Mismatch)> = None;
+    for rule in rules {
+        match rule.grammar.check(args) {
+            Ok(()) => return Ok(rule),
+            Err(m) => {
+                if best.as_ref().is_none_or(|(_, b)| m.progress > b.progress) {
+                    best = Some((rule, m));
+                }
+            }
+        }
+    }
+    Err(best)
 }
 
 /// The configured `docker exec` forms, for hints.

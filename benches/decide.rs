@@ -35,6 +35,7 @@ fn bench(c: &mut Criterion) {
                             raw: black_box(raw),
                             key: "hermes",
                             client: None,
+                            fingerprint: None,
                         },
                     );
                     black_box(&d);

@@ -88,7 +88,7 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             .key
             .clone()
             .unwrap_or_else(|| "-".to_string()),
-        fingerprint: None,
+        fingerprint: inv.fingerprint.clone(),
         client: inv.client.map(|ip| ip.to_string()),
         pid: std::process::id(),
         rules_digest: "-".to_string(),
@@ -130,6 +130,7 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         raw: &raw,
         key: &key,
         client: inv.client,
+        fingerprint: inv.fingerprint.as_deref(),
     };
     let decision = decide(&policy, &request);
     let record = AuditRecord::decision(&origin, &raw, &decision);
@@ -257,6 +258,13 @@ fn explain(
     let Some(policy) = load_for_operator(&args.rules, err) else {
         return EXIT_CONFIG;
     };
+    // Without --fingerprint, explain assumes the agent used the key registered for the label.
+    let pinned = policy
+        .keys
+        .get(&args.key)
+        .and_then(|k| k.public_key.as_ref())
+        .map(|(_, fp)| fp.as_str());
+    let fingerprint = args.fingerprint.as_deref().or(pinned);
     let one = |raw: &str| {
         decide(
             &policy,
@@ -264,6 +272,7 @@ fn explain(
                 raw,
                 key: &args.key,
                 client: args.client,
+                fingerprint,
             },
         )
     };

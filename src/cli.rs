@@ -61,6 +61,9 @@ pub struct Explain {
     /// Client address to check the key's `from` networks against.
     #[arg(long, value_name = "IP")]
     pub client: Option<std::net::IpAddr>,
+    /// SHA256 fingerprint of the authenticating key (default: the key registered for the label).
+    #[arg(long, value_name = "SHA256:...")]
+    pub fingerprint: Option<String>,
     /// The raw command, exactly as the agent would send it.
     #[arg(value_name = "RAW COMMAND", required_unless_present = "batch")]
     pub command: Option<String>,

@@ -22,6 +22,8 @@ pub struct Request<'a> {
     pub key: &'a str,
     /// The client address from `SSH_CONNECTION`, when known.
     pub client: Option<IpAddr>,
+    /// SHA256 fingerprint of the key that authenticated (sshd's ExposeAuthInfo), when known.
+    pub fingerprint: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +176,22 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Decision {
             argv,
             Refusal::new("identity", "this key may not connect from this address"),
         );
+    }
+    if let Some((_, pinned)) = &key.public_key {
+        let reason = match request.fingerprint {
+            Some(fp) if fp == pinned => None,
+            Some(_) => Some("the key that authenticated is not the one registered for this label"),
+            None => Some(
+                "cannot tell which key authenticated (sshd needs `ExposeAuthInfo yes`), and this label pins one",
+            ),
+        };
+        if let Some(reason) = reason {
+            return refused(
+                RefusalKind::Identity,
+                argv,
+                Refusal::new("identity", reason),
+            );
+        }
     }
     if argv.len() == 1 && argv.first().is_some_and(|a| a == "help") {
         return Decision {

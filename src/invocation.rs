@@ -15,15 +15,30 @@ pub struct Invocation {
     pub command: Option<String>,
     /// The client address from SSH_CONNECTION.
     pub client: Option<IpAddr>,
+    /// SHA256 fingerprint of the public key that authenticated, from the file named by
+    /// SSH_USER_AUTH (sshd's `ExposeAuthInfo yes`).
+    pub fingerprint: Option<String>,
 }
+
+/// sshd's ExposeAuthInfo file is a few lines; anything larger is not one.
+const MAX_USER_AUTH_BYTES: u64 = 64 * 1024;
 
 impl Invocation {
     pub fn from_env() -> Result<Self, clap::Error> {
-        Self::from_parts(
+        let mut inv = Self::from_parts(
             std::env::args_os(),
             std::env::var_os("SSH_ORIGINAL_COMMAND"),
             std::env::var_os("SSH_CONNECTION"),
-        )
+        )?;
+        inv.fingerprint = std::env::var_os("SSH_USER_AUTH").and_then(|path| {
+            use std::io::Read;
+            let mut text = String::new();
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_USER_AUTH_BYTES).read_to_string(&mut text))
+                .ok()?;
+            crate::sshkey::authenticated_fingerprint(&text)
+        });
+        Ok(inv)
     }
 
     pub fn from_parts(
@@ -42,6 +57,7 @@ impl Invocation {
             cli,
             command,
             client,
+            fingerprint: None,
         })
     }
 }

@@ -15,5 +15,6 @@ pub mod invocation;
 pub mod list;
 pub mod plan;
 pub mod policy;
+pub mod sshkey;
 pub mod sys;
 pub mod tokenize;

@@ -207,6 +207,13 @@ fn check_reports_file_line_column_and_exits_78() {
             "FILE:6:12: docker must be a clean absolute path",
         ),
         (
+            &MINIMAL.replace(
+                "may: [docker]",
+                "may: [docker]\n    public_key: ssh-ed25519 AAAA",
+            ),
+            "FILE:5:17: not an OpenSSH public key",
+        ),
+        (
             &format!("{MINIMAL}bogus: 1\n"),
             "FILE:10:1: unknown field `bogus`",
         ),
@@ -296,6 +303,7 @@ fn refusal_messages_teach_the_allowed_form() {
                 raw,
                 key: "hermes",
                 client: None,
+                fingerprint: None,
             },
         );
         all.push_str(&format!(

@@ -50,6 +50,7 @@ fn every_row_through_decide() {
                 raw: &row.command,
                 key: "hermes",
                 client: None,
+                fingerprint: None,
             },
         );
         if d.decision_word() != row.expected {

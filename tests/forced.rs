@@ -57,6 +57,9 @@ keys:
   other:
     may: [docker]
     from: [192.0.2.0/24]
+  pinned:
+    may: [docker]
+    public_key: {PINNED_KEY}
 docker:
   program: {d}/docker
   config: {d}/docker-config
@@ -152,6 +155,12 @@ deploy:
         std::fs::read_to_string(self.path(&format!("{stub}.record.env"))).unwrap()
     }
 }
+
+/// Two ed25519 keys made with ssh-keygen; the fingerprints are what `ssh-keygen -l` printed.
+const PINNED_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBnhR3kRTRLTegHjS85xsaF59JzZ6iIFhCZphnjIGICs test@agent-gate";
+const PINNED_FP: &str = "SHA256:n1ThldcEJ5O0cPbS4NSbo838Eg5eN8wK+D8UDIzKNF4";
+const OTHER_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILvtejmUGKHE2n6HmmoN+jGRtIVi4F38xHifoz1jxxeh other@agent-gate";
+const OTHER_FP: &str = "SHA256:H/5LDx0gVh/wdwubgYP8ICZZPSbYBEEBUBNiUKSA1p4";
 
 const AUTHPRIV_INFO: u32 = 10 * 8 + 6;
 const AUTHPRIV_NOTICE: u32 = 10 * 8 + 5;
@@ -421,4 +430,62 @@ fn a_command_that_is_not_utf8_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("U+FFFD"));
     assert!(w.ran("docker").is_none());
     assert!(w.record().1.contains(r#"cmd="docker ps \xef\xbf\xbd""#));
+}
+
+/// Write an ExposeAuthInfo file (`publickey TYPE BLOB`) for `key` and return its path.
+fn user_auth(w: &World, name: &str, key: &str) -> PathBuf {
+    let path = w.path(name);
+    let blob: Vec<&str> = key.split(' ').take(2).collect();
+    std::fs::write(&path, format!("publickey {}\n", blob.join(" "))).unwrap();
+    path
+}
+
+#[test]
+fn the_authenticating_key_is_logged_and_must_match_a_pinned_label() {
+    need_root!();
+    let w = World::new();
+    let right = user_auth(&w, "auth-right", PINNED_KEY);
+    let wrong = user_auth(&w, "auth-wrong", OTHER_KEY);
+
+    let out = w
+        .gate_as("pinned", Some("docker ps"))
+        .env("SSH_USER_AUTH", &right)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        w.record()
+            .1
+            .contains(&format!("fingerprint=\"{PINNED_FP}\""))
+    );
+    w.record();
+
+    let out = w
+        .gate_as("pinned", Some("docker ps"))
+        .env("SSH_USER_AUTH", &wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    let rec = w.record().1;
+    assert!(
+        rec.contains("not the one registered for this label") && rec.contains(OTHER_FP),
+        "{rec}"
+    );
+
+    let out = w.gate_as("pinned", Some("docker ps")).output().unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    assert!(w.record().1.contains("ExposeAuthInfo"));
+
+    // A label without a pinned key runs, and the record still says which key it was.
+    let out = w
+        .gate(Some("docker ps"))
+        .env("SSH_USER_AUTH", &wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        w.record()
+            .1
+            .contains(&format!("fingerprint=\"{OTHER_FP}\""))
+    );
 }

@@ -26,6 +26,7 @@ fn decide_raw(raw: &str) -> agent_gate::decide::Decision {
             raw,
             key: "hermes",
             client: None,
+            fingerprint: None,
         },
     )
 }

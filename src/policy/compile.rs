@@ -219,11 +219,24 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
                 }
             }
         }
+        let public_key = match &key.public_key {
+            None => None,
+            Some(text) => match crate::sshkey::fingerprint_of(&text.value) {
+                Some(fp) => Some((text.value.clone(), fp)),
+                None => {
+                    return err(
+                        text,
+                        "not an OpenSSH public key (`ssh-ed25519 AAAA... comment`)",
+                    );
+                }
+            },
+        };
         policy.keys.insert(
             label.as_str().to_string(),
             KeyPolicy {
                 may,
                 from,
+                public_key,
                 description: key.description.clone(),
             },
         );

@@ -77,6 +77,8 @@ pub struct AuditSettings {
 pub struct KeyPolicy {
     pub may: BTreeSet<String>,
     pub from: Vec<Cidr>,
+    /// The public key pinned to this label, and its SHA256 fingerprint.
+    pub public_key: Option<(String, String)>,
     pub description: Option<String>,
 }
 

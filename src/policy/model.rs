@@ -85,6 +85,10 @@ pub struct KeyModel {
     /// Client networks (CIDR) this key may connect from, checked against SSH_CONNECTION.
     #[serde(default)]
     pub from: Vec<S>,
+    /// The OpenSSH public key of this label (`ssh-ed25519 AAAA... comment`). With sshd's
+    /// `ExposeAuthInfo yes`, a connection under this label must have authenticated with it.
+    #[serde(default)]
+    pub public_key: Option<S>,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -308,7 +308,11 @@ fn program_rules(
     if candidates.is_empty() {
         return Err(unknown_program(name, sudo));
     }
-    let matching_sudo: Vec<&&ProgramRule> = candidates.iter().filter(|p| p.sudo == sudo).collect();
+    let matching_sudo: Vec<&ProgramRule> = candidates
+        .iter()
+        .copied()
+        .filter(|p| p.sudo == sudo)
+        .collect();
     if matching_sudo.is_empty() {
         let reason = if sudo {
             format!("`{name}` does not run through sudo here; send it without `sudo`")
@@ -320,14 +324,13 @@ fn program_rules(
             reason,
         ));
     }
-    let best = match first_accepting(matching_sudo.into_iter().copied(), args) {
+    let best = match first_accepting(matching_sudo.iter().copied(), args) {
         Ok(rule) => return Ok(program_plan(policy, rule, args)),
         Err(best) => best,
     };
     let prefix = if sudo { "sudo " } else { "" };
-    let usages: Vec<String> = candidates
+    let usages: Vec<String> = matching_sudo
         .iter()
-        .filter(|p| p.sudo == sudo)
         .map(|p| format!("{prefix}{name} {}", p.grammar.usage()))
         .collect();
     let (rule, mismatch) = match best {

@@ -180,7 +180,8 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
         Outcome::Allow(plan) => {
             let started = Instant::now();
-            let result = exec::run(plan);
+            let stdout = std::io::stdout();
+            let result = exec::run(plan, std::os::fd::AsFd::as_fd(&stdout));
             let (status, code) = match &result {
                 Ok(finished) => (finished.describe(), finished.exit_code()),
                 Err(e) => {

@@ -348,7 +348,8 @@ fn program_plan(policy: &Policy, rule: &ProgramRule, args: &[String]) -> Classif
     } else {
         None
     };
-    let plan = ExecPlan::new(policy, sudo, &rule.path, args, &rule.env, rule.timeout);
+    let plan = ExecPlan::new(policy, sudo, &rule.path, args, &rule.env, rule.timeout)
+        .with_stdin(rule.stdin);
     Classified::new(rule.id.clone(), rule.id.clone(), Tier::Allow, plan)
 }
 
@@ -381,7 +382,8 @@ pub fn container_program(
             .chain(rule.forced_args.iter().cloned())
             .chain(args.iter().cloned());
             let env = docker::docker_env(docker, &rule.env);
-            let plan = ExecPlan::new(policy, None, &docker.program, argv, &env, rule.timeout);
+            let plan = ExecPlan::new(policy, None, &docker.program, argv, &env, rule.timeout)
+                .with_stdin(rule.stdin);
             return Ok(Classified::new(
                 rule.id.clone(),
                 rule.id.clone(),

@@ -11,6 +11,8 @@ pub struct ExecPlan {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     timeout: Duration,
+    stdin: bool,
+    open_files: u64,
 }
 
 impl ExecPlan {
@@ -39,7 +41,19 @@ impl ExecPlan {
             env.retain(|(n, _)| n != name);
             env.push((name.clone(), value.clone()));
         }
-        Self { argv, env, timeout }
+        Self {
+            argv,
+            env,
+            timeout,
+            stdin: false,
+            open_files: policy.defaults.open_files,
+        }
+    }
+
+    /// Pass the agent's stdin through to the program (closed unless the rule says so).
+    pub(crate) fn with_stdin(mut self, stdin: bool) -> Self {
+        self.stdin = stdin;
+        self
     }
 
     /// The absolute path of the program started.
@@ -59,5 +73,15 @@ impl ExecPlan {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Does the program read the agent's stdin? Otherwise it gets /dev/null.
+    pub fn stdin(&self) -> bool {
+        self.stdin
+    }
+
+    /// The limit on open files (RLIMIT_NOFILE) the program starts with.
+    pub fn open_files(&self) -> u64 {
+        self.open_files
     }
 }

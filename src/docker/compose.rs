@@ -82,7 +82,8 @@ pub fn check(
         std::iter::once("compose".to_string()).chain(args.iter().cloned()),
         &docker_env(docker, &[]),
         docker.timeout,
-    );
+    )
+    .with_stdin(docker.stdin);
     Ok(Classified::new(rule, "docker", Tier::Allow, plan))
 }
 

@@ -96,7 +96,8 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
         args.iter().cloned(),
         &env,
         docker.timeout,
-    );
+    )
+    .with_stdin(docker.stdin);
     let rule = if sudo { format!("sudo {rule}") } else { rule };
     Ok(Classified::new(rule, "docker", Tier::Allow, plan))
 }

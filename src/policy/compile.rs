@@ -20,6 +20,8 @@ use crate::grammar::{ArgSpec, Grammar, OptSpec, ValueType};
 pub const DEFAULT_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/usr/bin:/bin";
 const DEFAULT_TIMEOUT: u64 = 600;
 const MAX_TIMEOUT: u64 = 86_400;
+const DEFAULT_OPEN_FILES: u64 = 1024;
+const OPEN_FILES: std::ops::RangeInclusive<u64> = 16..=1_048_576;
 /// Compiled size limit of one value pattern.
 const PATTERN_SIZE_LIMIT: usize = 64 * 1024;
 
@@ -135,6 +137,20 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
             p.value.clone()
         }
     };
+    let open_files = match &model.defaults.open_files {
+        None => DEFAULT_OPEN_FILES,
+        Some(n) if OPEN_FILES.contains(&n.value) => n.value,
+        Some(n) => {
+            return err(
+                n,
+                format!(
+                    "open_files is from {} to {}",
+                    OPEN_FILES.start(),
+                    OPEN_FILES.end()
+                ),
+            );
+        }
+    };
     let audit = AuditSettings {
         socket: match &model.audit.socket {
             None => "/dev/log".to_string(),
@@ -178,6 +194,7 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
         defaults: Defaults {
             timeout: default_timeout,
             path,
+            open_files,
         },
         audit,
         keys: BTreeMap::new(),
@@ -380,6 +397,7 @@ fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy
         compose_projects,
         compose_verbs,
         timeout: timeout(model.timeout.as_ref(), default_timeout)?,
+        stdin: model.stdin,
     })
 }
 
@@ -538,6 +556,7 @@ fn program(
         forced_args: p.forced_args.iter().map(|a| a.value.clone()).collect(),
         env,
         timeout: timeout(p.timeout.as_ref(), default_timeout)?,
+        stdin: p.stdin,
     })
 }
 

@@ -59,6 +59,8 @@ pub struct Policy {
 pub struct Defaults {
     pub timeout: Duration,
     pub path: String,
+    /// RLIMIT_NOFILE for every command.
+    pub open_files: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +146,8 @@ pub struct DockerPolicy {
     pub compose_projects: Vec<String>,
     pub compose_verbs: BTreeMap<String, BTreeSet<String>>,
     pub timeout: Duration,
+    /// Docker reads the agent's stdin.
+    pub stdin: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +163,8 @@ pub struct ProgramRule {
     pub forced_args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
+    /// The program reads the agent's stdin.
+    pub stdin: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -65,6 +65,9 @@ pub struct DefaultsModel {
     /// PATH given to every command the gateway runs.
     #[serde(default)]
     pub path: Option<S>,
+    /// RLIMIT_NOFILE for every command the gateway runs (core dumps are always off).
+    #[serde(default)]
+    pub open_files: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +124,9 @@ pub struct DockerModel {
     pub compose: ComposeModel,
     #[serde(default)]
     pub timeout: Option<Spanned<u64>>,
+    /// Pass the agent's stdin through to docker (closed otherwise).
+    #[serde(default)]
+    pub stdin: bool,
     #[serde(default)]
     pub examples: ExamplesModel,
 }
@@ -187,6 +193,9 @@ pub struct ProgramModel {
     pub env: BTreeMap<Key, S>,
     #[serde(default)]
     pub timeout: Option<Spanned<u64>>,
+    /// Pass the agent's stdin through to the program (closed otherwise).
+    #[serde(default)]
+    pub stdin: bool,
     #[serde(default)]
     pub examples: ExamplesModel,
 }

@@ -1,27 +1,61 @@
 //! The one place that starts a process: the plan's absolute program, its exact argv, its
-//! built environment (nothing inherited), `/` as working directory, no stdin, a timeout.
+//! built environment (nothing inherited), `/` as working directory, stdin only where the rule
+//! says so, core dumps off and open files bounded.
+//!
+//! The child leads its own process group, and the whole group goes when the command ends:
+//! at the rule's timeout, when the gateway is told to stop (SIGHUP, SIGTERM, SIGINT, SIGQUIT:
+//! sshd or the operator), and when the client's channel closes (our stdout reports an error:
+//! sshd has gone, so nobody reads what the command writes). Ending a group is SIGTERM, a short
+//! grace, then SIGKILL; once the leader has exited, anything it left in its group is killed
+//! before the leader is reaped, so the group id cannot have been reused.
+//!
+//! Signals are taken synchronously: they are blocked in this thread and read from a signalfd,
+//! together with SIGCHLD, in one poll loop. No handler, no waiter thread, no `unsafe`. The
+//! standard library empties the signal mask in the child before exec, so the program starts
+//! with default signal handling.
 
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::signal::{SigSet, Signal, killpg};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
-use std::os::unix::process::ExitStatusExt;
 
 use crate::plan::ExecPlan;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Between SIGTERM to the group and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// The signals that mean "stop": sshd's and the operator's.
+const STOP_SIGNALS: [Signal; 4] = [
+    Signal::SIGHUP,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     Exited(i32),
     Signalled(i32),
     TimedOut,
+    /// The gateway received this stop signal; the group was ended.
+    Stopped(Signal),
+    /// The client's channel closed (sshd went away); the group was ended.
+    ClientGone,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Finished {
     pub ending: Ending,
     pub duration: Duration,
+    /// The program's own status when the group had to be ended: how it took the ending.
+    pub child: Option<ExitStatus>,
 }
 
 impl Finished {
@@ -31,54 +65,192 @@ impl Finished {
             Ending::Exited(code) => code,
             Ending::Signalled(sig) => 128 + sig,
             Ending::TimedOut => 124,
+            Ending::Stopped(sig) => 128 + sig as i32,
+            Ending::ClientGone => 128 + Signal::SIGPIPE as i32,
         }
     }
 
+    /// One phrase for the finishing audit record.
     pub fn describe(&self) -> String {
-        match self.ending {
+        let how = match self.child.map(|s| (s.code(), s.signal())) {
+            Some((Some(code), _)) => format!(" (it exited {code})"),
+            Some((None, Some(sig))) => format!(" (it died of signal {sig})"),
+            _ => String::new(),
+        };
+        match &self.ending {
             Ending::Exited(code) => format!("exited {code}"),
             Ending::Signalled(sig) => format!("killed by signal {sig}"),
-            Ending::TimedOut => "killed after the rule's timeout".to_string(),
+            Ending::TimedOut => format!("process group ended at the rule's timeout{how}"),
+            Ending::Stopped(sig) => {
+                format!("process group ended: the gateway received {sig}{how}")
+            }
+            Ending::ClientGone => {
+                format!("process group ended: the client disconnected{how}")
+            }
         }
     }
 }
 
-/// Run the plan to completion. Its stdout and stderr are the gateway's (the SSH channel).
-pub fn run(plan: &ExecPlan) -> std::io::Result<Finished> {
+fn io(e: nix::Error) -> std::io::Error {
+    std::io::Error::from(e)
+}
+
+/// Core dumps off (they can hold secrets and fill disks); at most `open_files` descriptors.
+/// Set on the gateway itself, before the fork: the child inherits them, and sudo passes the
+/// invoking user's limits on to its command.
+fn limit(open_files: u64) -> std::io::Result<()> {
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(io)?;
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io)?;
+    let cap = open_files.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, cap, cap).map_err(io)
+}
+
+/// Run the plan to completion. Its stdout and stderr are the gateway's (the SSH channel);
+/// `channel` is watched for the client going away.
+pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished> {
     let started = Instant::now();
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    for sig in STOP_SIGNALS {
+        mask.add(sig);
+    }
+    mask.thread_block().map_err(io)?;
+    let signals =
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io)?;
+    limit(plan.open_files())?;
     let mut command = Command::new(plan.program());
     command
         .args(plan.argv().get(1..).unwrap_or_default())
         .env_clear()
         .envs(plan.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir("/")
-        .stdin(Stdio::null());
+        .process_group(0)
+        .stdin(if plan.stdin() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
     let mut child = command.spawn()?;
-    let pid = i32::try_from(child.id()).unwrap_or(0);
-    let (tx, rx) = mpsc::channel::<std::io::Result<ExitStatus>>();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = match rx.recv_timeout(plan.timeout()) {
-        Ok(status) => status?,
-        Err(_) => {
-            if pid > 0 {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            let _ = rx.recv();
-            return Ok(Finished {
-                ending: Ending::TimedOut,
-                duration: started.elapsed(),
-            });
+    let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let mut watch = Watch {
+        signals,
+        channel,
+        group,
+    };
+    let deadline = started + plan.timeout();
+    let ending = loop {
+        if exited(group)? {
+            break None;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Some(Ending::TimedOut);
+        }
+        match watch.wait(left, true)? {
+            Event::Child | Event::Nothing => {}
+            Event::Stop(sig) => break Some(Ending::Stopped(sig)),
+            Event::ChannelClosed => break Some(Ending::ClientGone),
         }
     };
-    let ending = match (status.code(), status.signal()) {
+    let status = match &ending {
+        None => {
+            // The leader has exited but is not reaped yet: its group id is still ours.
+            let _ = killpg(group, Signal::SIGKILL);
+            child.wait()?
+        }
+        Some(_) => watch.end_group(&mut child)?,
+    };
+    let ending = ending.unwrap_or_else(|| match (status.code(), status.signal()) {
         (Some(code), _) => Ending::Exited(code),
         (None, Some(sig)) => Ending::Signalled(sig),
         (None, None) => Ending::Exited(1),
+    });
+    let child = match ending {
+        Ending::Exited(_) | Ending::Signalled(_) => None,
+        _ => Some(status),
     };
     Ok(Finished {
         ending,
         duration: started.elapsed(),
+        child,
     })
+}
+
+/// Has the child exited? Asks without reaping it (WNOWAIT), so the group id stays reserved.
+fn exited(child: Pid) -> std::io::Result<bool> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(child), flags) {
+        Ok(WaitStatus::StillAlive) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
+enum Event {
+    Nothing,
+    Child,
+    Stop(Signal),
+    ChannelClosed,
+}
+
+struct Watch<'a> {
+    signals: SignalFd,
+    channel: BorrowedFd<'a>,
+    group: Pid,
+}
+
+impl Watch<'_> {
+    /// Wait at most `limit` for a signal or, when `channel` is set, for the channel to close.
+    fn wait(&mut self, limit: Duration, channel: bool) -> std::io::Result<Event> {
+        let timeout =
+            PollTimeout::try_from(limit.min(Duration::from_secs(60))).unwrap_or(PollTimeout::MAX);
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        if channel {
+            // No events asked for: poll still reports POLLERR (a pipe whose reader is gone)
+            // and POLLHUP (a socket or terminal hung up).
+            fds.push(PollFd::new(self.channel, PollFlags::empty()));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io(e)),
+        }
+        let gone = fds.get(1).is_some_and(|fd| {
+            fd.revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+        });
+        let mut event = Event::Nothing;
+        while let Some(info) = self.signals.read_signal().map_err(io)? {
+            let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+            match Signal::try_from(signo) {
+                Ok(Signal::SIGCHLD) => event = Event::Child,
+                Ok(sig) if STOP_SIGNALS.contains(&sig) => return Ok(Event::Stop(sig)),
+                _ => {}
+            }
+        }
+        if gone {
+            return Ok(Event::ChannelClosed);
+        }
+        Ok(event)
+    }
+
+    /// SIGTERM to the group, up to `GRACE` for the leader to exit, then SIGKILL to whatever
+    /// is left; the leader is reaped last.
+    fn end_group(&mut self, child: &mut Child) -> std::io::Result<ExitStatus> {
+        let _ = killpg(self.group, Signal::SIGTERM);
+        let deadline = Instant::now() + GRACE;
+        loop {
+            if exited(self.group)? {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // Further stop signals change nothing now; the channel is not watched.
+            let _ = self.wait(left, false)?;
+        }
+        let _ = killpg(self.group, Signal::SIGKILL);
+        child.wait()
+    }
 }

@@ -33,7 +33,8 @@ fn bench(c: &mut Criterion) {
                         &policy,
                         &Request {
                             raw: black_box(raw),
-                            key: "hermes",
+                            key: Some("hermes"),
+                            by_key: false,
                             client: None,
                             fingerprint: None,
                         },

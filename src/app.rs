@@ -10,7 +10,7 @@ use crate::audit::{AuditRecord, Origin, rfc3339};
 use crate::cli::{Cmd, Explain};
 use crate::decide::{Decision, Outcome, RefusalKind, Request, decide};
 use crate::escape::for_terminal;
-use crate::invocation::Invocation;
+use crate::invocation::{Entry, Invocation};
 use crate::policy::{self, AuditFormat, Policy};
 use crate::sys::{exec, load, syslog::Syslog};
 
@@ -82,29 +82,23 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut origin = Origin {
         time: now(),
         host: hostname(),
-        key: inv
-            .cli
-            .forced
-            .key
-            .clone()
-            .unwrap_or_else(|| "-".to_string()),
+        key: inv.key.clone().unwrap_or_else(|| "-".to_string()),
         fingerprint: inv.fingerprint.clone(),
         client: inv.client.map(|ip| ip.to_string()),
         pid: std::process::id(),
         rules_digest: "-".to_string(),
     };
-    let loaded = load::read_rules(&inv.cli.forced.rules, true)
-        .map_err(|e| e.to_string())
-        .and_then(|text| {
-            policy::parse(&text).map_err(|e| format!("{}:{e}", inv.cli.forced.rules.display()))
-        });
-    let (policy, key) = match (loaded, &inv.cli.forced.key) {
-        (Ok(policy), Some(key)) => (policy, key.clone()),
-        (loaded, _) => {
-            let error = match loaded {
-                Err(e) => e,
-                Ok(_) => "no --key LABEL in the forced command".to_string(),
-            };
+    let loaded = match &inv.error {
+        Some(e) => Err(e.clone()),
+        None => load::read_rules(&inv.rules, true)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                policy::parse(&text).map_err(|e| format!("{}:{e}", inv.rules.display()))
+            }),
+    };
+    let policy = match loaded {
+        Ok(policy) => policy,
+        Err(error) => {
             let socket = inv.cli.forced.audit_socket.as_deref().unwrap_or("/dev/log");
             let record = AuditRecord::config_error(&origin, &raw, &error);
             let logged =
@@ -128,10 +122,18 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .unwrap_or_else(|| policy.audit.socket.clone());
     let request = Request {
         raw: &raw,
-        key: &key,
+        key: inv.key.as_deref(),
+        by_key: inv.entry == Entry::LoginShell || inv.key.is_none(),
         client: inv.client,
         fingerprint: inv.fingerprint.as_deref(),
     };
+    // The label the request runs under, once identity holds: what the record and `list` name.
+    let label = crate::decide::identity(&policy, &request)
+        .ok()
+        .map(|(label, _)| label.to_string());
+    if let Some(label) = &label {
+        origin.key = label.clone();
+    }
     let decision = decide(&policy, &request);
     let record = AuditRecord::decision(&origin, &raw, &decision);
     let audited = Syslog::connect(&socket, policy.audit.format)
@@ -151,8 +153,8 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match &decision.outcome {
         Outcome::Refuse(kind) => {
             tell_refusal(err, &decision);
-            if *kind == RefusalKind::Login {
-                let _ = err.write_all(crate::list::render(&policy, &key).as_bytes());
+            if let (RefusalKind::Login, Some(label)) = (kind, &label) {
+                let _ = err.write_all(crate::list::render(&policy, label).as_bytes());
             }
             if *kind == RefusalKind::Syntax {
                 EXIT_SYNTAX
@@ -161,7 +163,8 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
         }
         Outcome::Help => {
-            let _ = out.write_all(crate::list::render(&policy, &key).as_bytes());
+            let label = origin.key.as_str();
+            let _ = out.write_all(crate::list::render(&policy, label).as_bytes());
             0
         }
         Outcome::Ask(plan) => {
@@ -271,7 +274,8 @@ fn explain(
             &policy,
             &Request {
                 raw,
-                key: &args.key,
+                key: Some(&args.key),
+                by_key: false,
                 client: args.client,
                 fingerprint,
             },

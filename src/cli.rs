@@ -34,6 +34,12 @@ pub struct Forced {
     /// Syslog socket for audit records; overrides the rules file (default /dev/log).
     #[arg(long, value_name = "PATH")]
     pub audit_socket: Option<String>,
+    /// Login-shell mode: sshd runs the account's shell as `SHELL -c COMMAND`. COMMAND is the
+    /// agent's command, or the forced command from authorized_keys (`agent-gate --key L`),
+    /// in which case the agent's command is in SSH_ORIGINAL_COMMAND. The label always comes
+    /// from the key that authenticated (ExposeAuthInfo), never from COMMAND.
+    #[arg(short = 'c', value_name = "COMMAND", conflicts_with = "key")]
+    pub shell_command: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use crate::docker;
 use crate::plan::ExecPlan;
-use crate::policy::{Policy, ProgramRule};
+use crate::policy::{KeyPolicy, Policy, ProgramRule};
 use crate::tokenize::{TokenizeError, tokenize};
 
 /// What the edge knows about one request: plain data, built once.
@@ -19,7 +19,10 @@ pub struct Request<'a> {
     /// `SSH_ORIGINAL_COMMAND` exactly as sshd passed it.
     pub raw: &'a str,
     /// The key label from the forced command (`--key hermes`).
-    pub key: &'a str,
+    pub key: Option<&'a str>,
+    /// The label is the one whose pinned public key authenticated (login-shell mode, or a
+    /// forced command without `--key`); a `key` given as well must agree with it.
+    pub by_key: bool,
     /// The client address from `SSH_CONNECTION`, when known.
     pub client: Option<IpAddr>,
     /// SHA256 fingerprint of the key that authenticated (sshd's ExposeAuthInfo), when known.
@@ -156,43 +159,10 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Decision {
             );
         }
     };
-    let Some(key) = policy.keys.get(request.key) else {
-        return refused(
-            RefusalKind::Identity,
-            argv,
-            Refusal::new(
-                "identity",
-                "this key's label is not in the rules; nothing is allowed",
-            ),
-        );
+    let key = match identity(policy, request) {
+        Ok((_, key)) => key,
+        Err(r) => return refused(RefusalKind::Identity, argv, r),
     };
-    if !key.from.is_empty()
-        && !request
-            .client
-            .is_some_and(|ip| key.from.iter().any(|n| n.contains(ip)))
-    {
-        return refused(
-            RefusalKind::Identity,
-            argv,
-            Refusal::new("identity", "this key may not connect from this address"),
-        );
-    }
-    if let Some((_, pinned)) = &key.public_key {
-        let reason = match request.fingerprint {
-            Some(fp) if fp == pinned => None,
-            Some(_) => Some("the key that authenticated is not the one registered for this label"),
-            None => Some(
-                "cannot tell which key authenticated (sshd needs `ExposeAuthInfo yes`), and this label pins one",
-            ),
-        };
-        if let Some(reason) = reason {
-            return refused(
-                RefusalKind::Identity,
-                argv,
-                Refusal::new("identity", reason),
-            );
-        }
-    }
     if argv.len() == 1 && argv.first().is_some_and(|a| a == "help") {
         return Decision {
             outcome: Outcome::Help,
@@ -226,6 +196,63 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Decision {
         }
         Err(r) => refused(RefusalKind::Policy, argv, r),
     }
+}
+
+/// The label this request runs under, and its policy: the label given, or the one whose
+/// pinned key authenticated; then the key's client networks and pinned key are checked.
+pub fn identity<'p>(
+    policy: &'p Policy,
+    request: &Request<'_>,
+) -> Result<(&'p str, &'p KeyPolicy), Refusal> {
+    let refuse = |reason: &str| Err(Refusal::new("identity", reason));
+    let found = if request.by_key {
+        let Some(fp) = request.fingerprint else {
+            return refuse(
+                "cannot tell which key authenticated (sshd needs `ExposeAuthInfo yes`), and the label comes from it here",
+            );
+        };
+        let Some((label, key)) = policy.label_pinning(fp) else {
+            return refuse("no label in the rules pins the key that authenticated");
+        };
+        if request.key.is_some_and(|given| given != label) {
+            return refuse(
+                "the forced command names another label than the one of the key that authenticated",
+            );
+        }
+        (label, key)
+    } else {
+        match request
+            .key
+            .and_then(|given| policy.keys.get_key_value(given))
+        {
+            Some((label, key)) => (label.as_str(), key),
+            None => return refuse("this key's label is not in the rules; nothing is allowed"),
+        }
+    };
+    let (_, key) = found;
+    if !key.from.is_empty()
+        && !request
+            .client
+            .is_some_and(|ip| key.from.iter().any(|n| n.contains(ip)))
+    {
+        return refuse("this key may not connect from this address");
+    }
+    if let Some((_, pinned)) = &key.public_key {
+        match request.fingerprint {
+            Some(fp) if fp == pinned => {}
+            Some(_) => {
+                return refuse(
+                    "the key that authenticated is not the one registered for this label",
+                );
+            }
+            None => {
+                return refuse(
+                    "cannot tell which key authenticated (sshd needs `ExposeAuthInfo yes`), and this label pins one",
+                );
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn refused(kind: RefusalKind, argv: Vec<String>, r: Refusal) -> Decision {

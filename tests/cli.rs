@@ -214,6 +214,13 @@ fn check_reports_file_line_column_and_exits_78() {
             "FILE:5:17: not an OpenSSH public key",
         ),
         (
+            &MINIMAL.replace(
+                "may: [docker]",
+                "may: [docker]\n    public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBnhR3kRTRLTegHjS85xsaF59JzZ6iIFhCZphnjIGICs a\n  twin:\n    may: [docker]\n    public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBnhR3kRTRLTegHjS85xsaF59JzZ6iIFhCZphnjIGICs b",
+            ),
+            "FILE:8:17: this public key is already pinned to label `hermes`",
+        ),
+        (
             &format!("{MINIMAL}bogus: 1\n"),
             "FILE:10:1: unknown field `bogus`",
         ),
@@ -301,7 +308,8 @@ fn refusal_messages_teach_the_allowed_form() {
             &policy,
             &agent_gate::decide::Request {
                 raw,
-                key: "hermes",
+                key: Some("hermes"),
+                by_key: false,
                 client: None,
                 fingerprint: None,
             },

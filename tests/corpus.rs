@@ -48,7 +48,8 @@ fn every_row_through_decide() {
             &policy,
             &Request {
                 raw: &row.command,
-                key: "hermes",
+                key: Some("hermes"),
+                by_key: false,
                 client: None,
                 fingerprint: None,
             },

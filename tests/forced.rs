@@ -17,6 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use assert_cmd::Command;
 use world::{OTHER_FP, OTHER_KEY, PINNED_FP, PINNED_KEY, World, is_root};
 
 const AUTHPRIV_INFO: u32 = 10 * 8 + 6;
@@ -340,4 +341,119 @@ fn the_authenticating_key_is_logged_and_must_match_a_pinned_label() {
             .1
             .contains(&format!("fingerprint=\"{OTHER_FP}\""))
     );
+}
+
+#[test]
+fn a_login_shell_takes_the_label_from_the_key_that_authenticated() {
+    need_root!();
+    let w = World::new();
+    let pinned = user_auth(&w, "auth-pinned", PINNED_KEY);
+    let unpinned = user_auth(&w, "auth-other", OTHER_KEY);
+
+    let out = w
+        .shell("docker ps")
+        .env("SSH_USER_AUTH", &pinned)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(w.record().1.contains("key=\"pinned\""));
+    w.record();
+
+    let out = w.shell("docker ps").output().unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    assert!(w.record().1.contains("ExposeAuthInfo"));
+
+    let out = w
+        .shell("docker ps")
+        .env("SSH_USER_AUTH", &unpinned)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    assert!(
+        w.record()
+            .1
+            .contains("no label in the rules pins the key that authenticated")
+    );
+    assert!(
+        w.ran("docker").is_some(),
+        "only the pinned key's command ran"
+    );
+}
+
+#[test]
+fn a_forced_command_seen_through_the_login_shell_can_change_nothing() {
+    need_root!();
+    let w = World::new();
+    let pinned = user_auth(&w, "auth-pinned", PINNED_KEY);
+    let rules = w.path("rules.yaml").display().to_string();
+    let forced = |flags: &str| format!("/nix/store/x-agent-gate/bin/agent-gate {flags}");
+
+    // The usual case: authorized_keys' command= runs through the shell.
+    let out = w
+        .shell(&forced(&format!("--rules {rules} --key pinned")))
+        .env("SSH_USER_AUTH", &pinned)
+        .env("SSH_ORIGINAL_COMMAND", "docker ps")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    w.record();
+    w.record();
+
+    // No command from the agent: a login, answered with the list of the key's label.
+    let out = w
+        .shell(&forced("--key pinned"))
+        .env("SSH_USER_AUTH", &pinned)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("what key `pinned` may run"));
+    w.record();
+
+    // Another label than the key's own.
+    let out = w
+        .shell(&forced("--key hermes"))
+        .env("SSH_USER_AUTH", &pinned)
+        .env("SSH_ORIGINAL_COMMAND", "docker ps")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    assert!(w.record().1.contains("names another label"));
+
+    // Another rules file, another audit socket: configuration errors, nothing runs.
+    for flags in [
+        "--rules /nix/store/old-rules.yaml --key pinned".to_string(),
+        format!("--rules {rules} --audit-socket /tmp/mine.sock"),
+    ] {
+        let out = w
+            .shell(&forced(&flags))
+            .env("SSH_USER_AUTH", &pinned)
+            .env("SSH_ORIGINAL_COMMAND", "docker ps")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "{flags}");
+        assert!(w.record().1.contains("event=\"config-error\""));
+    }
+    assert_eq!(
+        w.ran("docker").unwrap().len(),
+        2,
+        "docker ran once: `docker ps`"
+    );
+}
+
+#[test]
+fn a_forced_command_without_a_label_uses_the_pinned_key() {
+    need_root!();
+    let w = World::new();
+    let pinned = user_auth(&w, "auth-pinned", PINNED_KEY);
+    let out = Command::cargo_bin("agent-gate")
+        .unwrap()
+        .args(["--rules", w.path("rules.yaml").to_str().unwrap()])
+        .args(["--audit-socket", w.path("log.sock").to_str().unwrap()])
+        .env("SSH_ORIGINAL_COMMAND", "help")
+        .env("SSH_USER_AUTH", &pinned)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("what key `pinned` may run"));
+    assert!(w.record().1.contains("key=\"pinned\""));
 }

@@ -24,7 +24,8 @@ fn decide_raw(raw: &str) -> agent_gate::decide::Decision {
         &POLICY,
         &Request {
             raw,
-            key: "hermes",
+            key: Some("hermes"),
+            by_key: false,
             client: None,
             fingerprint: None,
         },

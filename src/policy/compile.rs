@@ -239,6 +239,15 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
         let public_key = match &key.public_key {
             None => None,
             Some(text) => match crate::sshkey::fingerprint_of(&text.value) {
+                Some(fp) if pinned_elsewhere(&policy, &fp).is_some() => {
+                    return err(
+                        text,
+                        format!(
+                            "this public key is already pinned to label `{}`; a key belongs to one label",
+                            pinned_elsewhere(&policy, &fp).unwrap_or_default()
+                        ),
+                    );
+                }
                 Some(fp) => Some((text.value.clone(), fp)),
                 None => {
                     return err(
@@ -259,6 +268,10 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
         );
     }
     Ok(policy)
+}
+
+fn pinned_elsewhere<'p>(policy: &'p Policy, fingerprint: &str) -> Option<&'p str> {
+    policy.label_pinning(fingerprint).map(|(label, _)| label)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -176,6 +176,19 @@ pub struct DeployPolicy {
 }
 
 impl Policy {
+    /// The label whose pinned public key has this fingerprint (at most one: `compile`
+    /// refuses a key pinned twice).
+    pub fn label_pinning(&self, fingerprint: &str) -> Option<(&str, &KeyPolicy)> {
+        self.keys
+            .iter()
+            .find(|(_, k)| {
+                k.public_key
+                    .as_ref()
+                    .is_some_and(|(_, fp)| fp == fingerprint)
+            })
+            .map(|(label, k)| (label.as_str(), k))
+    }
+
     /// Every rule id a key may name in `may`.
     pub fn rule_ids(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = Vec::new();

@@ -146,6 +146,18 @@ deploy:
         Command::from_std(self.process(key, command))
     }
 
+    /// The gateway as a login shell: `agent-gate -c COMMAND` (and its test-only flags).
+    pub fn shell(&self, command: &str) -> Command {
+        let mut shell = std::process::Command::new(assert_cmd::cargo::cargo_bin("agent-gate"));
+        shell
+            .args(["--rules", self.path("rules.yaml").to_str().unwrap()])
+            .args(["--audit-socket", self.path("log.sock").to_str().unwrap()])
+            .args(["-c", command])
+            .env_clear()
+            .env("SSH_CONNECTION", "203.0.113.9 50022 192.0.2.1 22");
+        Command::from_std(shell)
+    }
+
     /// The gateway as a plain process, for tests that signal it or close its pipes.
     pub fn process(&self, key: &str, command: Option<&str>) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("agent-gate"));

@@ -50,6 +50,40 @@ pub enum Cmd {
     Check(Check),
     /// Print what a key may run.
     List(List),
+    /// Print an installation piece made from the rules: authorized_keys lines, the sshd
+    /// Match block, or the sudoers lines.
+    Render(Render),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Piece {
+    /// One `restrict,from=...,command=...` line per label with a public_key.
+    AuthorizedKeys,
+    /// A `Match User` block for sshd_config.
+    Sshd,
+    /// NOPASSWD lines for exactly the sudo commands in the rules (check with `visudo -c -f`).
+    Sudoers,
+}
+
+#[derive(Debug, Args)]
+pub struct Render {
+    /// What to render.
+    #[arg(value_enum)]
+    pub piece: Piece,
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+    /// The account the agent logs in as.
+    #[arg(long, value_name = "NAME", default_value = "ai-worker")]
+    pub user: String,
+    /// The gateway's absolute path on the host (default: this executable).
+    #[arg(long, value_name = "PATH")]
+    pub gate: Option<String>,
+    /// Where the rules file is on the host (default: --rules, made absolute).
+    #[arg(long, value_name = "PATH")]
+    pub installed_rules: Option<String>,
+    /// sshd: add a ForceCommand for the whole account (every label must pin a public_key).
+    #[arg(long)]
+    pub force_command: bool,
 }
 
 #[derive(Debug, Args)]

@@ -352,7 +352,7 @@ fn program_rules(
         ));
     }
     let best = match first_accepting(matching_sudo.iter().copied(), args) {
-        Ok(rule) => return Ok(program_plan(policy, rule, args)),
+        Ok(rule) => return program_plan(policy, rule, args),
         Err(best) => best,
     };
     let prefix = if sudo { "sudo " } else { "" };
@@ -368,16 +368,50 @@ fn program_rules(
         .hint(format!("allowed: {}", usages.join(" ; "))))
 }
 
-fn program_plan(policy: &Policy, rule: &ProgramRule, args: &[String]) -> Classified {
-    let args = rule.forced_args.iter().chain(args).cloned();
+fn program_plan(
+    policy: &Policy,
+    rule: &ProgramRule,
+    args: &[String],
+) -> Result<Classified, Refusal> {
     let sudo = if rule.sudo {
+        if !args.is_empty() || !rule.forced_args.is_empty() {
+            let regexes = crate::render::program_regex(&rule.grammar, &rule.forced_args)
+                .map(|r| vec![r])
+                .unwrap_or_default();
+            let full: Vec<String> = rule.forced_args.iter().chain(args).cloned().collect();
+            sudo_fits(&rule.id, &regexes, &full)?;
+        }
         policy.sudo.as_deref()
     } else {
         None
     };
+    let args = rule.forced_args.iter().chain(args).cloned();
     let plan = ExecPlan::new(policy, sudo, &rule.path, args, &rule.env, rule.timeout)
         .with_stdin(rule.stdin);
-    Classified::new(rule.id.clone(), rule.id.clone(), Tier::Allow, plan)
+    Ok(Classified::new(
+        rule.id.clone(),
+        rule.id.clone(),
+        Tier::Allow,
+        plan,
+    ))
+}
+
+/// The sudoers lines rendered from the rules must accept what the gateway is about to run
+/// through sudo; where they would not (an argument with a space the rule does not spell out),
+/// the gateway refuses it itself, with the reason, rather than let sudo fail.
+pub(crate) fn sudo_fits(rule: &str, regexes: &[String], args: &[String]) -> Result<(), Refusal> {
+    if crate::render::sudo_accepts(regexes, args) {
+        return Ok(());
+    }
+    let spaced = args.iter().find(|a| a.chars().any(char::is_whitespace));
+    let reason = match spaced {
+        Some(arg) => format!(
+            "sudo matches its arguments joined by spaces, so `{arg}` (with a space) cannot be told from two arguments; sudo's rules would refuse it"
+        ),
+        None => "sudo's rules, rendered from the same policy, would not accept this argument list"
+            .to_string(),
+    };
+    Err(Refusal::new(rule, reason).hint("write each argument without spaces"))
 }
 
 /// A program in a container, reached as `docker exec CONTAINER PROGRAM ARGS`.

@@ -15,6 +15,7 @@ pub mod invocation;
 pub mod list;
 pub mod plan;
 pub mod policy;
+pub mod render;
 pub mod sshkey;
 pub mod sys;
 pub mod tokenize;

@@ -221,6 +221,18 @@ fn check_reports_file_line_column_and_exits_78() {
             "FILE:8:17: this public key is already pinned to label `hermes`",
         ),
         (
+            &format!(
+                "{MINIMAL}sudo: /usr/bin/sudo\nprograms:\n  - id: j\n    command: journalctl\n    path: /usr/bin/journalctl\n    sudo: true\n    options:\n      - {{long: since, value: {{pattern: '\\S+'}}}}\n"
+            ),
+            "FILE:17:40: `\\S` has no POSIX form for sudoers",
+        ),
+        (
+            &format!(
+                "{MINIMAL}sudo: /usr/bin/sudo\nprograms:\n  - id: j\n    command: journalctl\n    path: /usr/bin/journalctl\n    sudo: true\n    args:\n      - {{name: unit, value: {{enum: [a, 'b c']}}}}\n"
+            ),
+            "FILE:17:40: `b c` cannot be one argument of a sudo command",
+        ),
+        (
             &format!("{MINIMAL}bogus: 1\n"),
             "FILE:10:1: unknown field `bogus`",
         ),

@@ -84,6 +84,10 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
     if sudo && sudo_path.is_none() {
         return Err(Refusal::new(rule, "sudo is not configured on this host"));
     }
+    if sudo {
+        let regexes = crate::render::docker_regexes(docker, &name).unwrap_or_default();
+        crate::decide::sudo_fits(&format!("sudo {rule}"), &regexes, args)?;
+    }
     let env = if sudo {
         Vec::new()
     } else {

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::docker::{spec, values};
 use crate::grammar::{ArgSpec, Grammar, OptSpec, ValueType};
+use crate::render::ere;
 
 pub const DEFAULT_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/usr/bin:/bin";
 const DEFAULT_TIMEOUT: u64 = 600;
@@ -84,9 +85,13 @@ const READ_ONLY_SUBCOMMANDS: &[&str] = &[
 /// Names the gateway itself answers to; a program rule may not take them.
 const RESERVED_COMMANDS: &[&str] = &["docker", "sudo", "nh", "nixos-rebuild", "help"];
 
-fn err<T>(at: &Spanned<impl Sized>, message: impl Into<String>) -> Result<T, PolicyError> {
+fn error_at(at: &Spanned<impl Sized>, message: impl Into<String>) -> PolicyError {
     let (line, column) = location(at);
-    Err(PolicyError::at(line, column, message))
+    PolicyError::at(line, column, message)
+}
+
+fn err<T>(at: &Spanned<impl Sized>, message: impl Into<String>) -> Result<T, PolicyError> {
+    Err(error_at(at, message))
 }
 
 fn timeout(value: Option<&Spanned<u64>>, default: Duration) -> Result<Duration, PolicyError> {
@@ -543,6 +548,19 @@ fn program(
             repeat: a.repeat,
         });
     }
+    if p.sudo {
+        let values = p
+            .options
+            .iter()
+            .filter_map(|o| o.value.as_ref())
+            .chain(p.args.iter().map(|a| &a.value));
+        for v in values {
+            sudo_expressible(v)?;
+        }
+        for word in p.words.iter().chain(&p.forced_args) {
+            ere::plain_word(&word.value).map_err(|e| error_at(word, e))?;
+        }
+    }
     let mut env = Vec::new();
     for (name, value) in &p.env {
         if values::env(name.as_str()).is_err() || name.as_str().contains('=') {
@@ -553,7 +571,7 @@ fn program(
         }
         env.push((name.as_str().to_string(), value.value.clone()));
     }
-    Ok(ProgramRule {
+    let rule = ProgramRule {
         id: p.id.value.clone(),
         command: p.command.value.clone(),
         path,
@@ -570,7 +588,16 @@ fn program(
         env,
         timeout: timeout(p.timeout.as_ref(), default_timeout)?,
         stdin: p.stdin,
-    })
+    };
+    if rule.sudo {
+        crate::render::program_regex(&rule.grammar, &rule.forced_args).map_err(|e| {
+            error_at(
+                &p.id,
+                format!("sudoers cannot express rule `{}`: {e}", rule.id),
+            )
+        })?;
+    }
+    Ok(rule)
 }
 
 fn option(o: &OptionModel, at: &S) -> Result<OptSpec, PolicyError> {
@@ -610,6 +637,23 @@ fn option(o: &OptionModel, at: &S) -> Result<OptSpec, PolicyError> {
         value,
         repeat: o.repeat,
     })
+}
+
+/// A sudo rule's values must have a form sudoers can match (see `render::ere`).
+fn sudo_expressible(v: &ValueModel) -> Result<(), PolicyError> {
+    match v {
+        ValueModel::Enum(words) => {
+            for w in words {
+                ere::plain_word(&w.value).map_err(|e| error_at(w, e))?;
+            }
+        }
+        ValueModel::Exact(word) => ere::plain_word(&word.value).map_err(|e| error_at(word, e))?,
+        ValueModel::Pattern(source) => {
+            ere::pattern(&source.value).map_err(|e| error_at(source, e))?;
+        }
+        ValueModel::Int(_) | ValueModel::Text => {}
+    }
+    Ok(())
 }
 
 fn value_type(v: &ValueModel, at: &S) -> Result<ValueType, PolicyError> {

@@ -1,0 +1,293 @@
+//! The installation pieces, rendered from the one rules file: authorized_keys lines, the sshd
+//! `Match User` block and the sudoers lines. Pure: each function takes the policy and the
+//! installation paths and returns the text, or why it cannot be rendered.
+
+pub mod ere;
+
+use crate::docker::spec;
+use crate::grammar::Grammar;
+use crate::policy::Policy;
+
+/// Where things are on the host, as the rendered files must name them.
+#[derive(Debug, Clone)]
+pub struct Install {
+    /// The gateway's absolute path (in a Nix store path, for one).
+    pub gate: String,
+    /// The rules file as the gateway will read it on the host.
+    pub rules: String,
+    /// The account the agent logs in as.
+    pub user: String,
+}
+
+impl Install {
+    /// Paths and the user name go into `command="..."`, which sshd hands to the account's
+    /// shell, and into sudoers: only characters that need no quoting anywhere.
+    pub fn validate(&self) -> Result<(), String> {
+        let path_ok = |p: &str| {
+            p.starts_with('/')
+                && p.len() > 1
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(&b))
+                && !p.split('/').any(|part| part == "..")
+        };
+        for (what, path) in [("the gateway", &self.gate), ("the rules file", &self.rules)] {
+            if !path_ok(path) {
+                return Err(format!(
+                    "{what} `{path}` must be an absolute path of letters, digits and /._+-"
+                ));
+            }
+        }
+        let mut name = self.user.bytes();
+        let user_ok = name
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && name.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+            && self.user.len() <= 32;
+        if !user_ok {
+            return Err(format!(
+                "`{}` is not a user name (lowercase letters, digits, _ and -)",
+                self.user
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn header(policy: &Policy, comment: &str, what: &str) -> String {
+    format!(
+        "{comment} {what}, rendered by agent-gate {} from rules {}.\n{comment} Do not edit: change the rules and render again.\n",
+        env!("CARGO_PKG_VERSION"),
+        policy.digest
+    )
+}
+
+/// One `restrict,from="...",command="..." KEY` line per label that pins a public key;
+/// labels without one are listed as comments, since they cannot be given a line.
+pub fn authorized_keys(policy: &Policy, install: &Install) -> Result<String, String> {
+    install.validate()?;
+    let mut out = header(policy, "#", "authorized_keys for the agent's account");
+    for (label, key) in &policy.keys {
+        let Some((text, _)) = &key.public_key else {
+            out.push_str(&format!(
+                "# {label}: no public_key in the rules, so no line; add one to render it\n"
+            ));
+            continue;
+        };
+        let mut options = vec!["restrict".to_string()];
+        if !key.from.is_empty() {
+            let nets: Vec<String> = key
+                .from
+                .iter()
+                .map(|n| format!("{}/{}", n.addr, n.prefix))
+                .collect();
+            options.push(format!("from=\"{}\"", nets.join(",")));
+        }
+        options.push(format!(
+            "command=\"{} --rules {} --key {label}\"",
+            install.gate, install.rules
+        ));
+        out.push_str(&format!(
+            "{} {}\n",
+            options.join(","),
+            public_key(text, label)
+        ));
+    }
+    Ok(out)
+}
+
+/// `TYPE BLOB COMMENT`, with the comment kept only if it is plain printable words: the rules
+/// could hold a newline, and a newline in authorized_keys is another key.
+fn public_key(text: &str, label: &str) -> String {
+    let mut words = text.split_ascii_whitespace();
+    let kind = words.next().unwrap_or_default();
+    let blob = words.next().unwrap_or_default();
+    let comment: Vec<&str> = words.collect();
+    let plain = !comment.is_empty()
+        && comment
+            .iter()
+            .all(|w| w.bytes().all(|b| b.is_ascii_graphic()));
+    if plain {
+        format!("{kind} {blob} {}", comment.join(" "))
+    } else {
+        format!("{kind} {blob} agent-gate:{label}")
+    }
+}
+
+/// The sshd `Match User` block: public keys only, no TTY, no forwarding of any kind, no
+/// agent, no X11, no tunnel, no user rc, the authenticating key exposed to the gateway, dead
+/// clients noticed. With `force`, a ForceCommand without `--key`: the label is then the one
+/// whose pinned key authenticated.
+pub fn sshd(policy: &Policy, install: &Install, force: bool) -> Result<String, String> {
+    install.validate()?;
+    let mut out = header(policy, "#", "sshd settings for the agent's account");
+    out.push_str(
+        "# Put this block at the end of sshd_config (a Match block runs to the next Match).\n\
+         # Keep, outside any Match: PermitUserEnvironment no (the default) and no AcceptEnv\n\
+         # beyond LANG/LC_*; the gateway builds every command's environment either way.\n",
+    );
+    out.push_str(&format!("Match User {}\n", install.user));
+    let settings = [
+        ("AuthenticationMethods", "publickey"),
+        ("PubkeyAuthentication", "yes"),
+        ("PasswordAuthentication", "no"),
+        ("KbdInteractiveAuthentication", "no"),
+        ("HostbasedAuthentication", "no"),
+        ("ExposeAuthInfo", "yes"),
+        ("PermitTTY", "no"),
+        ("DisableForwarding", "yes"),
+        ("AllowAgentForwarding", "no"),
+        ("AllowTcpForwarding", "no"),
+        ("AllowStreamLocalForwarding", "no"),
+        ("X11Forwarding", "no"),
+        ("PermitTunnel", "no"),
+        ("PermitListen", "none"),
+        ("PermitOpen", "none"),
+        ("GatewayPorts", "no"),
+        ("PermitUserRC", "no"),
+        ("ClientAliveInterval", "15"),
+        ("ClientAliveCountMax", "4"),
+    ];
+    for (name, value) in settings {
+        out.push_str(&format!("    {name} {value}\n"));
+    }
+    if force {
+        let unpinned: Vec<&str> = policy
+            .keys
+            .iter()
+            .filter(|(_, k)| k.public_key.is_none())
+            .map(|(label, _)| label.as_str())
+            .collect();
+        if !unpinned.is_empty() {
+            return Err(format!(
+                "a ForceCommand picks the label by the key that authenticated, so every label needs a public_key; these have none: {}",
+                unpinned.join(", ")
+            ));
+        }
+        out.push_str(&format!(
+            "    ForceCommand {} --rules {}\n",
+            install.gate, install.rules
+        ));
+    }
+    Ok(out)
+}
+
+/// NOPASSWD lines for exactly the commands the gateway runs through sudo: each sudo program
+/// rule and `sudo docker` subcommand, with its arguments pinned by a regular expression
+/// built from the rule's grammar (sudo 1.9.10 or later), and the deploy's exact command line.
+pub fn sudoers(policy: &Policy, install: &Install) -> Result<String, String> {
+    install.validate()?;
+    let mut out = header(policy, "#", "sudoers for the agent's account");
+    out.push_str(
+        "# Needs sudo 1.9.10 or later (regular expressions in arguments); sudo-rs reads none.\n",
+    );
+    let user = &install.user;
+    let line = |path: &str, args: &str| format!("{user} ALL=(root) NOPASSWD: {path} {args}\n");
+    for rule in policy.programs.iter().filter(|p| p.sudo) {
+        out.push_str(&format!("# {} (sudo {})\n", rule.id, rule.command));
+        if rule.forced_args.is_empty() && rule.grammar.check(&[]).is_ok() {
+            out.push_str(&line(&rule.path, "\"\""));
+        }
+        let regex = program_regex(&rule.grammar, &rule.forced_args)
+            .map_err(|e| format!("rule `{}`: {e}", rule.id))?;
+        out.push_str(&line(&rule.path, &escape(&regex)));
+    }
+    if let Some(docker) = &policy.docker {
+        for sub in &docker.sudo_subcommands {
+            out.push_str(&format!("# sudo docker {sub}\n"));
+            for regex in docker_regexes(docker, sub)? {
+                out.push_str(&line(&docker.program, &escape(&regex)));
+            }
+        }
+    }
+    if let Some(deploy) = &policy.deploy {
+        if let Some(rebuild) = &deploy.nixos_rebuild {
+            out.push_str(
+                "# deploy: sudo nixos-rebuild switch on the locked flake (approved by a human)\n",
+            );
+            ere::plain_word(&deploy.flake)?;
+            out.push_str(&line(
+                rebuild,
+                &escape(&format!("switch --flake {}", deploy.flake)),
+            ));
+        }
+        if deploy.nh.is_some() {
+            out.push_str("# deploy: nh runs as the account and elevates itself; no line here.\n");
+        }
+    }
+    Ok(out)
+}
+
+/// The regular expression for one program rule's arguments, its forced arguments first.
+pub fn program_regex(grammar: &Grammar, forced: &[String]) -> Result<String, String> {
+    ere::command_line(forced, &ere::tokens(grammar)?)
+}
+
+/// Would the sudoers lines rendered for this command accept `args` (everything after the
+/// program path)? sudo joins the arguments with spaces and matches the whole line; an
+/// empty list matches only the `""` line, which is rendered when the grammar allows it.
+pub fn sudo_accepts(regexes: &[String], args: &[String]) -> bool {
+    let line = args.join(" ");
+    regexes
+        .iter()
+        .any(|source| regex::Regex::new(source).is_ok_and(|re| re.is_match(&line)))
+}
+
+/// `sudo docker SUB ...`: the subcommand's allowed options, any values without spaces, and
+/// operands that are not options.
+pub fn docker_regexes(
+    docker: &crate::policy::DockerPolicy,
+    sub: &str,
+) -> Result<Vec<String>, String> {
+    let table: &[spec::Opt] = spec::subcommand(sub)
+        .map(|s| s.options)
+        .ok_or_else(|| format!("`sudo docker {sub}` cannot be rendered for sudoers"))?;
+    let allowed = docker.subcommands.get(sub).cloned().unwrap_or_default();
+    let mut flags = String::new();
+    let mut alts = Vec::new();
+    for opt in table.iter().filter(|o| allowed.contains(o.name())) {
+        let value = "[^ ]+";
+        for name in opt.names {
+            let name = ere::literal(name);
+            match opt.kind {
+                spec::Kind::Flag => alts.push(format!("--{name}(=(true|false))?")),
+                _ => {
+                    alts.push(format!("--{name}={value}"));
+                    alts.push(format!("--{name} {value}"));
+                }
+            }
+        }
+        match (opt.short, opt.kind) {
+            (Some(s), spec::Kind::Flag) => flags.push(s),
+            (Some(s), _) => {
+                alts.push(format!("-{s}=?{value}"));
+                alts.push(format!("-{s} {value}"));
+            }
+            (None, _) => {}
+        }
+    }
+    if !flags.is_empty() {
+        alts.push(format!("-[{flags}]+"));
+    }
+    alts.push("[^ -][^ ]*".to_string());
+    let mut prefixes = vec![sub.split(' ').map(String::from).collect::<Vec<_>>()];
+    if sub == "system info" {
+        prefixes.push(vec!["info".to_string()]);
+    }
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        out.push(ere::command_line(&prefix, &alts)?);
+    }
+    Ok(out)
+}
+
+/// Escape what sudoers reads specially inside a command's arguments.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if ",:=".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -131,7 +131,17 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
             Stdio::null()
         });
     let mut child = command.spawn()?;
-    let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    // Never 0 or negative: killpg(0) would signal the gateway's own group.
+    let group = match i32::try_from(child.id()) {
+        Ok(pid) if pid > 0 => Pid::from_raw(pid),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other(
+                "the child's pid is not a process group id",
+            ));
+        }
+    };
     let mut watch = Watch {
         signals,
         channel,

@@ -375,11 +375,8 @@ fn program_plan(
 ) -> Result<Classified, Refusal> {
     let sudo = if rule.sudo {
         if !args.is_empty() || !rule.forced_args.is_empty() {
-            let regexes = crate::render::program_regex(&rule.grammar, &rule.forced_args)
-                .map(|r| vec![r])
-                .unwrap_or_default();
             let full: Vec<String> = rule.forced_args.iter().chain(args).cloned().collect();
-            sudo_fits(&rule.id, &regexes, &full)?;
+            sudo_fits(&rule.id, rule.sudoers_args.as_slice(), &full)?;
         }
         policy.sudo.as_deref()
     } else {
@@ -399,8 +396,12 @@ fn program_plan(
 /// The sudoers lines rendered from the rules must accept what the gateway is about to run
 /// through sudo; where they would not (an argument with a space the rule does not spell out),
 /// the gateway refuses it itself, with the reason, rather than let sudo fail.
-pub(crate) fn sudo_fits(rule: &str, regexes: &[String], args: &[String]) -> Result<(), Refusal> {
-    if crate::render::sudo_accepts(regexes, args) {
+pub(crate) fn sudo_fits(
+    rule: &str,
+    expressions: &[crate::render::SudoersArgs],
+    args: &[String],
+) -> Result<(), Refusal> {
+    if crate::render::sudo_accepts(expressions, args) {
         return Ok(());
     }
     let spaced = args.iter().find(|a| a.chars().any(char::is_whitespace));

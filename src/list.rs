@@ -111,7 +111,7 @@ fn docker_section(out: &mut String, policy: &Policy, key: &KeyPolicy) {
         }
     }
     if !docker.sudo_subcommands.is_empty() {
-        let list: Vec<&str> = docker.sudo_subcommands.iter().map(String::as_str).collect();
+        let list: Vec<&str> = docker.sudo_subcommands.keys().map(String::as_str).collect();
         let _ = writeln!(
             out,
             "  as root: sudo docker {}",

@@ -44,8 +44,8 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
         .hint("write the subcommand first: `docker ps -a`"));
     }
     let (name, rest) = subcommand_name(first, args.get(1..).unwrap_or_default())?;
-    if sudo && !docker.sudo_subcommands.contains(&name) {
-        let list: Vec<&str> = docker.sudo_subcommands.iter().map(String::as_str).collect();
+    if sudo && !docker.sudo_subcommands.contains_key(&name) {
+        let list: Vec<&str> = docker.sudo_subcommands.keys().map(String::as_str).collect();
         return Err(Refusal::new(
             format!("sudo docker {name}"),
             format!(
@@ -85,8 +85,11 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
         return Err(Refusal::new(rule, "sudo is not configured on this host"));
     }
     if sudo {
-        let regexes = crate::render::docker_regexes(docker, &name).unwrap_or_default();
-        crate::decide::sudo_fits(&format!("sudo {rule}"), &regexes, args)?;
+        let regexes = docker
+            .sudo_subcommands
+            .get(&name)
+            .map_or(&[][..], Vec::as_slice);
+        crate::decide::sudo_fits(&format!("sudo {rule}"), regexes, args)?;
     }
     let env = if sudo {
         Vec::new()

@@ -244,16 +244,17 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
         let public_key = match &key.public_key {
             None => None,
             Some(text) => match crate::sshkey::fingerprint_of(&text.value) {
-                Some(fp) if pinned_elsewhere(&policy, &fp).is_some() => {
-                    return err(
-                        text,
-                        format!(
-                            "this public key is already pinned to label `{}`; a key belongs to one label",
-                            pinned_elsewhere(&policy, &fp).unwrap_or_default()
-                        ),
-                    );
+                Some(fp) => {
+                    if let Some((other, _)) = policy.label_pinning(&fp) {
+                        return err(
+                            text,
+                            format!(
+                                "this public key is already pinned to label `{other}`; a key belongs to one label"
+                            ),
+                        );
+                    }
+                    Some((text.value.clone(), fp))
                 }
-                Some(fp) => Some((text.value.clone(), fp)),
                 None => {
                     return err(
                         text,
@@ -273,10 +274,6 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
         );
     }
     Ok(policy)
-}
-
-fn pinned_elsewhere<'p>(policy: &'p Policy, fingerprint: &str) -> Option<&'p str> {
-    policy.label_pinning(fingerprint).map(|(label, _)| label)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -309,7 +306,7 @@ fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy
         let allowed = option_names(sub.as_str(), table, options)?;
         subcommands.insert(sub.as_str().to_string(), allowed);
     }
-    let mut sudo_subcommands = BTreeSet::new();
+    let mut sudo_subcommands = BTreeMap::new();
     for s in &model.sudo_subcommands {
         if !READ_ONLY_SUBCOMMANDS.contains(&s.value.as_str()) {
             return err(
@@ -326,7 +323,14 @@ fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy
                 format!("`{}` must also be listed under `subcommands`", s.value),
             );
         }
-        sudo_subcommands.insert(s.value.clone());
+        let allowed = subcommands.get(&s.value).cloned().unwrap_or_default();
+        let regexes = crate::render::docker_regexes(&allowed, &s.value).map_err(|e| {
+            error_at(
+                s,
+                format!("sudoers cannot express `sudo docker {}`: {e}", s.value),
+            )
+        })?;
+        sudo_subcommands.insert(s.value.clone(), regexes);
     }
     let mut networks = Vec::new();
     for n in &model.run.networks {
@@ -571,33 +575,38 @@ fn program(
         }
         env.push((name.as_str().to_string(), value.value.clone()));
     }
-    let rule = ProgramRule {
+    let forced_args: Vec<String> = p.forced_args.iter().map(|a| a.value.clone()).collect();
+    let grammar = Grammar {
+        words,
+        options,
+        args,
+        exactly_one_of,
+    };
+    let sudoers_args = if p.sudo {
+        let regex = crate::render::program_regex(&grammar, &forced_args).map_err(|e| {
+            error_at(
+                &p.id,
+                format!("sudoers cannot express rule `{}`: {e}", p.id.value),
+            )
+        })?;
+        Some(crate::render::SudoersArgs::new(regex))
+    } else {
+        None
+    };
+    Ok(ProgramRule {
         id: p.id.value.clone(),
         command: p.command.value.clone(),
         path,
         sudo: p.sudo,
         container: p.container.as_ref().map(|c| c.value.clone()),
         description: p.description.clone(),
-        grammar: Grammar {
-            words,
-            options,
-            args,
-            exactly_one_of,
-        },
-        forced_args: p.forced_args.iter().map(|a| a.value.clone()).collect(),
+        grammar,
+        forced_args,
         env,
         timeout: timeout(p.timeout.as_ref(), default_timeout)?,
         stdin: p.stdin,
-    };
-    if rule.sudo {
-        crate::render::program_regex(&rule.grammar, &rule.forced_args).map_err(|e| {
-            error_at(
-                &p.id,
-                format!("sudoers cannot express rule `{}`: {e}", rule.id),
-            )
-        })?;
-    }
-    Ok(rule)
+        sudoers_args,
+    })
 }
 
 fn option(o: &OptionModel, at: &S) -> Result<OptSpec, PolicyError> {

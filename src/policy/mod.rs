@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::grammar::Grammar;
+use crate::render::SudoersArgs;
 
 pub use parse::MAX_RULES_BYTES;
 
@@ -136,7 +137,9 @@ pub struct DockerPolicy {
     pub config: String,
     /// Subcommand -> allowed option (canonical long name).
     pub subcommands: BTreeMap<String, BTreeSet<String>>,
-    pub sudo_subcommands: BTreeSet<String>,
+    /// Subcommands allowed as `sudo docker ...`, each with the sudoers expressions for its
+    /// arguments (`render::docker_regexes`), built once here.
+    pub sudo_subcommands: BTreeMap<String, Vec<SudoersArgs>>,
     pub networks: Vec<String>,
     pub publish_addresses: Vec<String>,
     /// `None`: any image may run.
@@ -165,6 +168,9 @@ pub struct ProgramRule {
     pub timeout: Duration,
     /// The program reads the agent's stdin.
     pub stdin: bool,
+    /// For a sudo rule, the sudoers expression for its arguments (`render::program_regex`),
+    /// built once here: `render sudoers` prints it and the gateway checks sudo commands with it.
+    pub sudoers_args: Option<SudoersArgs>,
 }
 
 #[derive(Debug, Clone)]

@@ -187,15 +187,15 @@ pub fn sudoers(policy: &Policy, install: &Install) -> Result<String, String> {
         if rule.forced_args.is_empty() && rule.grammar.check(&[]).is_ok() {
             out.push_str(&line(&rule.path, "\"\""));
         }
-        let regex = program_regex(&rule.grammar, &rule.forced_args)
-            .map_err(|e| format!("rule `{}`: {e}", rule.id))?;
-        out.push_str(&line(&rule.path, &escape(&regex)));
+        if let Some(args) = &rule.sudoers_args {
+            out.push_str(&line(&rule.path, &escape(&args.source)));
+        }
     }
     if let Some(docker) = &policy.docker {
-        for sub in &docker.sudo_subcommands {
+        for (sub, regexes) in &docker.sudo_subcommands {
             out.push_str(&format!("# sudo docker {sub}\n"));
-            for regex in docker_regexes(docker, sub)? {
-                out.push_str(&line(&docker.program, &escape(&regex)));
+            for args in regexes {
+                out.push_str(&line(&docker.program, &escape(&args.source)));
             }
         }
     }
@@ -222,26 +222,49 @@ pub fn program_regex(grammar: &Grammar, forced: &[String]) -> Result<String, Str
     ere::command_line(forced, &ere::tokens(grammar)?)
 }
 
+/// One sudoers expression for a command's arguments: its source, as `render sudoers` prints
+/// it, and the same expression compiled on first use. Compiling one costs about 0.1 ms, so it
+/// is done at most once per rule and only for a command that goes through sudo.
+#[derive(Debug, Clone)]
+pub struct SudoersArgs {
+    pub source: String,
+    compiled: std::sync::OnceLock<Option<regex::Regex>>,
+}
+
+impl SudoersArgs {
+    pub fn new(source: String) -> Self {
+        Self {
+            source,
+            compiled: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Would sudo accept this argument line (the arguments joined by single spaces)?
+    fn accepts(&self, line: &str) -> bool {
+        self.compiled
+            .get_or_init(|| regex::Regex::new(&self.source).ok())
+            .as_ref()
+            .is_some_and(|re| re.is_match(line))
+    }
+}
+
 /// Would the sudoers lines rendered for this command accept `args` (everything after the
 /// program path)? sudo joins the arguments with spaces and matches the whole line; an
 /// empty list matches only the `""` line, which is rendered when the grammar allows it.
-pub fn sudo_accepts(regexes: &[String], args: &[String]) -> bool {
+pub fn sudo_accepts(expressions: &[SudoersArgs], args: &[String]) -> bool {
     let line = args.join(" ");
-    regexes
-        .iter()
-        .any(|source| regex::Regex::new(source).is_ok_and(|re| re.is_match(&line)))
+    expressions.iter().any(|e| e.accepts(&line))
 }
 
-/// `sudo docker SUB ...`: the subcommand's allowed options, any values without spaces, and
-/// operands that are not options.
+/// `sudo docker SUB ...`: the subcommand's `allowed` options (long names), any values
+/// without spaces, and operands that are not options.
 pub fn docker_regexes(
-    docker: &crate::policy::DockerPolicy,
+    allowed: &std::collections::BTreeSet<String>,
     sub: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<SudoersArgs>, String> {
     let table: &[spec::Opt] = spec::subcommand(sub)
         .map(|s| s.options)
         .ok_or_else(|| format!("`sudo docker {sub}` cannot be rendered for sudoers"))?;
-    let allowed = docker.subcommands.get(sub).cloned().unwrap_or_default();
     let mut flags = String::new();
     let mut alts = Vec::new();
     for opt in table.iter().filter(|o| allowed.contains(o.name())) {
@@ -275,7 +298,7 @@ pub fn docker_regexes(
     }
     let mut out = Vec::new();
     for prefix in prefixes {
-        out.push(ere::command_line(&prefix, &alts)?);
+        out.push(SudoersArgs::new(ere::command_line(&prefix, &alts)?));
     }
     Ok(out)
 }

@@ -57,6 +57,10 @@ pub fn run(
             None => EXIT_CONFIG,
         },
         Some(Cmd::Render(args)) => render(args, out, err),
+        Some(Cmd::Pending(args)) => crate::operator::pending(args, out, err),
+        Some(Cmd::Approve(args)) => crate::operator::approve(args, input, out, err),
+        Some(Cmd::Deny(args)) => crate::operator::deny(args, out, err),
+        Some(Cmd::DeployStep(args)) => crate::deploy_step::run(args, err),
     }
 }
 
@@ -105,20 +109,20 @@ fn render(args: &crate::cli::Render, out: &mut dyn Write, err: &mut dyn Write) -
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     rfc3339(since.as_secs(), since.subsec_millis())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "-".to_string())
 }
 
-fn say(err: &mut dyn Write, text: &str) {
+pub(crate) fn say(err: &mut dyn Write, text: &str) {
     let _ = writeln!(err, "agent-gate: {}", for_terminal(text));
 }
 
@@ -214,50 +218,67 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             0
         }
         Outcome::Ask(plan) => {
-            say(
-                err,
-                &format!(
-                    "`{}` is a deploy and needs a human's approval.",
-                    plan.argv().join(" ")
+            // The gateway never runs a deploy: the root-side approval step does, through sudo.
+            let gate = std::env::current_exe().and_then(std::path::absolute);
+            let rules = std::path::absolute(&inv.rules);
+            let step = match (crate::deploy::form_of(&policy, plan), gate, rules) {
+                (Some(form), Ok(gate), Ok(rules)) => crate::deploy::step_plan(
+                    &policy,
+                    form,
+                    &gate.to_string_lossy(),
+                    &rules.to_string_lossy(),
+                    &crate::deploy::Asker {
+                        key: origin.key.clone(),
+                        client: inv.client,
+                        fingerprint: inv.fingerprint.clone(),
+                    },
                 ),
-            );
-            say(
-                err,
-                "the approval workflow is not installed on this host yet: nothing was filed and nothing ran.",
-            );
-            EXIT_ASK
-        }
-        Outcome::Allow(plan) => {
-            let started = Instant::now();
-            let stdout = std::io::stdout();
-            let result = exec::run(plan, std::os::fd::AsFd::as_fd(&stdout));
-            let (status, code) = match &result {
-                Ok(finished) => (finished.describe(), finished.exit_code()),
-                Err(e) => {
-                    say(
-                        err,
-                        &format!("the allowed program could not be started: {e}"),
-                    );
-                    (format!("not started: {e}"), EXIT_NOT_STARTED)
-                }
+                _ => None,
             };
-            origin.time = now();
-            let record = AuditRecord::finish(
-                &origin,
-                &raw,
-                &decision.rule,
-                &status,
-                started.elapsed().as_millis(),
-            );
-            if let Err(e) = sink.write(&record) {
+            let Some(step) = step else {
                 say(
                     err,
-                    &format!("warning: the finishing audit record could not be written: {e}"),
+                    "refused: the approval step cannot be started on this host; nothing was filed and nothing ran",
                 );
-            }
-            code
+                return EXIT_REFUSED;
+            };
+            run_plan(&step, &decision.rule, &raw, &mut origin, &mut sink, err)
         }
+        Outcome::Allow(plan) => run_plan(plan, &decision.rule, &raw, &mut origin, &mut sink, err),
     }
+}
+
+/// Run what was decided, then write its finishing record; the exit code is the child's.
+fn run_plan(
+    plan: &crate::plan::ExecPlan,
+    rule: &str,
+    raw: &str,
+    origin: &mut Origin,
+    sink: &mut Syslog,
+    err: &mut dyn Write,
+) -> i32 {
+    let started = Instant::now();
+    let stdout = std::io::stdout();
+    let result = exec::run(plan, std::os::fd::AsFd::as_fd(&stdout));
+    let (status, code) = match &result {
+        Ok(finished) => (finished.describe(), finished.exit_code()),
+        Err(e) => {
+            say(
+                err,
+                &format!("the allowed program could not be started: {e}"),
+            );
+            (format!("not started: {e}"), EXIT_NOT_STARTED)
+        }
+    };
+    origin.time = now();
+    let record = AuditRecord::finish(origin, raw, rule, &status, started.elapsed().as_millis());
+    if let Err(e) = sink.write(&record) {
+        say(
+            err,
+            &format!("warning: the finishing audit record could not be written: {e}"),
+        );
+    }
+    code
 }
 
 fn tell_refusal(err: &mut dyn Write, decision: &Decision) {
@@ -398,8 +419,13 @@ fn human(d: &Decision) -> String {
     if let Some(hint) = &d.hint {
         text.push_str(&format!("\ninstead: {hint}"));
     }
-    if let Some(plan) = d.plan() {
-        text.push_str(&format!("\nexec: {}", plan.argv().join(" ")));
+    match &d.outcome {
+        Outcome::Ask(plan) => text.push_str(&format!(
+            "\nexec (as root, once a human approves it): {}",
+            plan.argv().join(" ")
+        )),
+        Outcome::Allow(plan) => text.push_str(&format!("\nexec: {}", plan.argv().join(" "))),
+        _ => {}
     }
     for_terminal(&text)
 }

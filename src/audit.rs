@@ -101,6 +101,43 @@ impl AuditRecord {
         }
     }
 
+    /// A deploy request's life: `requested`, `approved`, `denied`, `expired`, `executed`,
+    /// `finished` (and `notify-failed`), each with the request id and its digest. `origin`
+    /// is the process writing the record; who asked is the request's own.
+    pub fn approval(
+        event: &'static str,
+        origin: &Origin,
+        request: &crate::approval::Request,
+        extra: &[(&'static str, String)],
+    ) -> Self {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+        let mut fields = vec![
+            ("event", event.to_string()),
+            ("time", origin.time.clone()),
+            ("host", origin.host.clone()),
+            ("pid", origin.pid.to_string()),
+            ("key", request.key.clone()),
+            ("fingerprint", or_dash(&request.fingerprint)),
+            ("client", or_dash(&request.client)),
+            ("request", request.id.clone()),
+            ("state", request.state.word().to_string()),
+            ("digest", request.digest.clone()),
+            ("exec", json_list(&request.argv)),
+            ("flake", request.binding.flake.clone()),
+            ("flake_lock", request.binding.flake_lock.clone()),
+            ("git_rev", or_dash(&request.binding.git_rev)),
+            ("tree", request.binding.tree.clone()),
+            ("expires", rfc3339(request.expires_at, 0)),
+        ];
+        fields.extend(extra.iter().cloned());
+        fields.push(("rules", origin.rules_digest.clone()));
+        let severity = match event {
+            "executed" | "finished" => Severity::Info,
+            _ => Severity::Notice,
+        };
+        Self { severity, fields }
+    }
+
     /// The rules could not be loaded: everything is refused.
     pub fn config_error(origin: &Origin, raw: &str, error: &str) -> Self {
         let mut fields = Self::base("config-error", origin, raw);

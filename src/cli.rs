@@ -53,6 +53,66 @@ pub enum Cmd {
     /// Print an installation piece made from the rules: authorized_keys lines, the sshd
     /// Match block, or the sudoers lines.
     Render(Render),
+    /// As root: the deploy requests waiting for a human, with what each is bound to.
+    Pending(Pending),
+    /// As root: approve a deploy request (one run, bound to the flake as it is now).
+    Approve(Approve),
+    /// As root: deny a deploy request.
+    Deny(Deny),
+    /// The root-side approval step; the gateway starts it through sudo for a deploy.
+    #[command(hide = true)]
+    DeployStep(DeployStep),
+}
+
+#[derive(Debug, Args)]
+pub struct Pending {
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_RULES)]
+    pub rules: PathBuf,
+    /// Also list finished, denied and expired requests (kept a week).
+    #[arg(long)]
+    pub all: bool,
+    /// The records as JSON Lines, one request a line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Approve {
+    /// The request id that `agent-gate pending` shows and the agent was told.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_RULES)]
+    pub rules: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Deny {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_RULES)]
+    pub rules: PathBuf,
+    /// Why; the agent is told.
+    #[arg(long, value_name = "TEXT", default_value = "no reason given")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployStep {
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+    /// `nh` or `nixos-rebuild`.
+    #[arg(long, value_name = "FORM")]
+    pub form: String,
+    /// The label the agent's key authenticated as.
+    #[arg(long, value_name = "LABEL")]
+    pub key: String,
+    #[arg(long, value_name = "IP")]
+    pub client: Option<std::net::IpAddr>,
+    #[arg(long, value_name = "SHA256:...")]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

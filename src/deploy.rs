@@ -1,5 +1,10 @@
 //! Deploys: exactly `nh os switch [FLAKE]` and `nixos-rebuild switch --flake FLAKE`, on the
 //! one configured flake, optionally written with `sudo` in front. Always `ask`.
+//!
+//! The plan of an `ask` is what runs as root once a human approved it. The gateway, as the
+//! agent's account, never runs it: it starts the approval step (`agent-gate deploy-step`)
+//! through sudo, and that root-side step files the request, waits, re-verifies the approval
+//! and runs the plan (see `approval`).
 
 use crate::decide::{Classified, Refusal, Tier};
 use crate::plan::ExecPlan;
@@ -18,7 +23,7 @@ pub fn check(policy: &Policy, program: &str, args: &[String]) -> Result<Classifi
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match program {
         "nh" => {
-            let Some(nh) = &deploy.nh else {
+            if deploy.nh.is_none() {
                 return Err(
                     Refusal::new("deploy", "deploys through nh are not configured").hint(hint),
                 );
@@ -47,16 +52,10 @@ pub fn check(policy: &Policy, program: &str, args: &[String]) -> Result<Classifi
                     );
                 }
             }
-            let args = ["os", "switch", flake].map(String::from);
-            Ok(Classified::new(
-                "deploy",
-                "deploy",
-                Tier::Ask,
-                ExecPlan::new(policy, None, nh, args, &[], deploy.timeout),
-            ))
+            asked(policy, Form::Nh)
         }
         _ => {
-            let (Some(rebuild), Some(sudo)) = (&deploy.nixos_rebuild, &policy.sudo) else {
+            if deploy.nixos_rebuild.is_none() || policy.sudo.is_none() {
                 return Err(Refusal::new(
                     "deploy",
                     "deploys through nixos-rebuild are not configured",
@@ -79,11 +78,19 @@ pub fn check(policy: &Policy, program: &str, args: &[String]) -> Result<Classifi
                     );
                 }
             }
-            let args = ["switch", "--flake", flake].map(String::from);
-            let plan = ExecPlan::new(policy, Some(sudo), rebuild, args, &[], deploy.timeout);
-            Ok(Classified::new("deploy", "deploy", Tier::Ask, plan))
+            asked(policy, Form::NixosRebuild)
         }
     }
+}
+
+fn asked(policy: &Policy, form: Form) -> Result<Classified, Refusal> {
+    let plan = root_plan(policy, form).ok_or_else(|| {
+        Refusal::new(
+            "deploy",
+            format!("deploys through {} are not configured", form.word()),
+        )
+    })?;
+    Ok(Classified::new("deploy", "deploy", Tier::Ask, plan))
 }
 
 /// The deploy commands as the agent writes them, for messages and `list`.
@@ -100,4 +107,100 @@ pub fn accepted_forms(policy: &Policy) -> Vec<String> {
         forms.push(format!("nixos-rebuild switch --flake {}", deploy.flake));
     }
     forms
+}
+
+/// The two deploy commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Nh,
+    NixosRebuild,
+}
+
+impl Form {
+    pub const ALL: [Form; 2] = [Form::Nh, Form::NixosRebuild];
+
+    /// The word for it on the approval step's command line and in records.
+    pub fn word(self) -> &'static str {
+        match self {
+            Form::Nh => "nh",
+            Form::NixosRebuild => "nixos-rebuild",
+        }
+    }
+
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.word() == word)
+    }
+}
+
+/// What runs as root for this form of deploy, when the rules configure it. nh refuses to run
+/// as root unless told it is meant (`--bypass-root-check`); as root it needs no sudo of its own.
+pub fn root_plan(policy: &Policy, form: Form) -> Option<ExecPlan> {
+    let deploy = policy.deploy.as_ref()?;
+    let flake = deploy.flake.clone();
+    let (program, args) = match form {
+        Form::Nh => (
+            deploy.nh.as_ref()?,
+            vec![
+                "os".into(),
+                "switch".into(),
+                "--bypass-root-check".into(),
+                flake,
+            ],
+        ),
+        Form::NixosRebuild => (
+            deploy.nixos_rebuild.as_ref()?,
+            vec!["switch".into(), "--flake".into(), flake],
+        ),
+    };
+    let env = [("HOME".to_string(), "/root".to_string())];
+    Some(ExecPlan::new(
+        policy,
+        None,
+        program,
+        args,
+        &env,
+        deploy.timeout,
+    ))
+}
+
+/// Which deploy an `ask` plan is.
+pub fn form_of(policy: &Policy, plan: &ExecPlan) -> Option<Form> {
+    Form::ALL
+        .into_iter()
+        .find(|form| root_plan(policy, *form).as_ref() == Some(plan))
+}
+
+/// Who asked, as the gateway saw it: passed to the approval step for its records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asker {
+    pub key: String,
+    pub client: Option<std::net::IpAddr>,
+    pub fingerprint: Option<String>,
+}
+
+/// What the gateway runs for an `ask`: `sudo -n -- GATE deploy-step --rules RULES --form F
+/// --key L [--client IP] [--fingerprint FP]`, the command line `render sudoers` permits. The
+/// session may wait for the human, then run the deploy: its timeout covers both.
+pub fn step_plan(
+    policy: &Policy,
+    form: Form,
+    gate: &str,
+    rules: &str,
+    asker: &Asker,
+) -> Option<ExecPlan> {
+    let deploy = policy.deploy.as_ref()?;
+    let sudo = policy.sudo.as_deref()?;
+    let mut args: Vec<String> = ["deploy-step", "--rules", rules, "--form", form.word()]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(["--key".to_string(), asker.key.clone()]);
+    if let Some(client) = asker.client {
+        args.extend(["--client".to_string(), client.to_string()]);
+    }
+    if let Some(fp) = &asker.fingerprint {
+        args.extend(["--fingerprint".to_string(), fp.clone()]);
+    }
+    let timeout = deploy.approval.wait + deploy.timeout + std::time::Duration::from_secs(60);
+    Some(ExecPlan::new(policy, Some(sudo), gate, args, &[], timeout))
 }

@@ -39,6 +39,12 @@ pub fn for_terminal(text: &str) -> String {
     out
 }
 
+/// Escape one field of a multi-line display: like `for_terminal`, and a newline is escaped
+/// too, so a value cannot start a line of its own.
+pub fn one_line(text: &str) -> String {
+    for_terminal(text).replace('\n', "\\x0a")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +58,6 @@ mod tests {
         assert_eq!(escape("\u{202e}"), "\\xe2\\x80\\xae");
         assert_eq!(for_terminal("ok\u{1b}[2K\rgone"), "ok\\x1b[2K\\x0dgone");
         assert_eq!(for_terminal("line\nnext `x`"), "line\nnext `x`");
+        assert_eq!(one_line("a\nb\r"), "a\\x0ab\\x0d");
     }
 }

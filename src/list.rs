@@ -32,6 +32,18 @@ pub fn render(policy: &Policy, label: &str) -> String {
             for form in forms {
                 let _ = writeln!(out, "  {form}          (or with `sudo` in front)");
             }
+            if let Some(deploy) = &policy.deploy {
+                let wait = deploy.approval.wait.as_secs();
+                let how = if wait == 0 {
+                    "you get a request id and exit 75 at once".to_string()
+                } else {
+                    format!("your session waits up to {wait}s for the decision, else exit 75")
+                };
+                let _ = writeln!(
+                    out,
+                    "  Sending one files a request for exactly that deploy on the flake as it is now;\n  {how}. Once approved, the same command runs it, once."
+                );
+            }
         }
     }
     let _ = writeln!(

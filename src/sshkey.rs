@@ -75,6 +75,16 @@ pub fn fingerprint_of(text: &str) -> Option<String> {
 
 /// The fingerprint of the public key that authenticated, from the content of the file that
 /// sshd names in SSH_USER_AUTH (`publickey ssh-ed25519 AAAA...` lines).
+/// `SHA256:` and 43 unpadded base64 characters, as `fingerprint_of` writes it.
+pub fn is_fingerprint(text: &str) -> bool {
+    text.strip_prefix("SHA256:").is_some_and(|b64| {
+        b64.len() == 43
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    })
+}
+
 pub fn authenticated_fingerprint(user_auth: &str) -> Option<String> {
     user_auth
         .lines()

@@ -180,13 +180,41 @@ fn help_prints_the_list_and_runs_nothing() {
 }
 
 #[test]
-fn a_deploy_asks_and_runs_nothing_yet() {
+fn a_deploy_starts_the_approval_step_through_sudo_and_never_nh() {
     need_root!();
     let w = World::new();
-    let out = w.gate(Some("nh os switch")).output().unwrap();
-    assert_eq!(out.status.code(), Some(75));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was filed and nothing ran"));
-    assert!(w.record().1.contains("decision=\"ask\""));
+    let out = w
+        .gate(Some("sudo nh os switch /etc/nixos"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "the stub sudo's own status");
+    let gate = assert_cmd::cargo::cargo_bin("agent-gate");
+    let rules = w.path("rules.yaml");
+    let sudo = w.path("sudo");
+    let expected = [
+        sudo.to_str().unwrap(),
+        "-n",
+        "--",
+        gate.to_str().unwrap(),
+        "deploy-step",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--form",
+        "nh",
+        "--key",
+        "hermes",
+        "--client",
+        "203.0.113.9",
+    ];
+    assert_eq!(w.ran("sudo").unwrap(), expected);
+    assert_eq!(w.ran("nh"), None, "the gateway itself runs no deploy");
+    let (_, decision) = w.record();
+    assert!(decision.contains("decision=\"ask\""), "{decision}");
+    assert!(
+        decision.contains("--bypass-root-check"),
+        "the record names what runs as root once approved: {decision}"
+    );
+    assert!(w.record().1.contains("event=\"finish\""));
 }
 
 #[test]

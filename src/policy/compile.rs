@@ -7,12 +7,13 @@ use regex::RegexBuilder;
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    DeployModel, DockerModel, ExamplesModel, OptionModel, ProgramModel, RulesModel, S, ValueModel,
+    ApprovalModel, DeployModel, DockerModel, ExamplesModel, OptionModel, ProgramModel, RulesModel,
+    S, ValueModel,
 };
 use super::parse::{Spanned, location};
 use super::{
-    AuditFormat, AuditSettings, Cidr, Defaults, DeployPolicy, DockerPolicy, KeyPolicy, Policy,
-    PolicyError, ProgramRule,
+    ApprovalPolicy, AuditFormat, AuditSettings, Cidr, Defaults, DeployPolicy, DockerPolicy,
+    KeyPolicy, Policy, PolicyError, ProgramRule,
 };
 use crate::docker::{spec, values};
 use crate::grammar::{ArgSpec, Grammar, OptSpec, ValueType};
@@ -730,12 +731,10 @@ fn deploy(
     if nh.is_none() && nixos_rebuild.is_none() {
         return err(&d.flake, "a deploy needs `nh`, `nixos_rebuild` or both");
     }
-    if let Some(p) = &d.nixos_rebuild
-        && !have_sudo
-    {
+    if !have_sudo {
         return err(
-            p,
-            "nixos-rebuild switch runs through sudo: set the top-level `sudo:` path",
+            &d.flake,
+            "a deploy runs as root through the gateway's approval step, which sudo starts: set the top-level `sudo:` path",
         );
     }
     Ok(DeployPolicy {
@@ -743,6 +742,52 @@ fn deploy(
         nh,
         nixos_rebuild,
         timeout: timeout(d.timeout.as_ref(), default_timeout)?,
+        approval: approval(&d.approval)?,
+    })
+}
+
+pub const DEFAULT_STORE: &str = "/var/lib/agent-gate/approvals";
+const DEFAULT_EXPIRE: u64 = 1800;
+const DEFAULT_WAIT: u64 = 600;
+const MAX_EXPIRE: u64 = 7 * 86_400;
+
+fn approval(a: &ApprovalModel) -> Result<ApprovalPolicy, PolicyError> {
+    let store = match &a.store {
+        Some(s) => absolute(s, "the approval store")?,
+        None => DEFAULT_STORE.to_string(),
+    };
+    let expire = match &a.expire_seconds {
+        None => DEFAULT_EXPIRE,
+        Some(e) if (1..=MAX_EXPIRE).contains(&e.value) => e.value,
+        Some(e) => return err(e, format!("expire_seconds is from 1 to {MAX_EXPIRE}")),
+    };
+    let wait = match &a.wait_seconds {
+        None => DEFAULT_WAIT.min(expire),
+        Some(w) if w.value <= expire => w.value,
+        Some(w) => {
+            return err(
+                w,
+                format!(
+                    "wait_seconds is at most expire_seconds ({expire}): a request expires before a longer wait ends"
+                ),
+            );
+        }
+    };
+    let mut notify = Vec::new();
+    if let Some((program, args)) = a.notify.split_first() {
+        notify.push(absolute(program, "the notify program")?);
+        for arg in args {
+            if arg.value.chars().any(char::is_control) {
+                return err(arg, "a notify argument cannot hold control characters");
+            }
+            notify.push(arg.value.clone());
+        }
+    }
+    Ok(ApprovalPolicy {
+        store: store.into(),
+        expire: Duration::from_secs(expire),
+        wait: Duration::from_secs(wait),
+        notify,
     })
 }
 

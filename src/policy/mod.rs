@@ -179,6 +179,19 @@ pub struct DeployPolicy {
     pub nh: Option<String>,
     pub nixos_rebuild: Option<String>,
     pub timeout: Duration,
+    pub approval: ApprovalPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovalPolicy {
+    /// Root-owned, mode 0700: the requests and their approvals.
+    pub store: std::path::PathBuf,
+    /// How long a request stays pending, and an approval stays usable.
+    pub expire: Duration,
+    /// How long the agent's session waits for the decision (zero: not at all).
+    pub wait: Duration,
+    /// argv of the notify program, absolute path first; empty: none.
+    pub notify: Vec<String>,
 }
 
 impl Policy {

@@ -245,6 +245,27 @@ pub struct DeployModel {
     pub nixos_rebuild: Option<S>,
     #[serde(default)]
     pub timeout: Option<Spanned<u64>>,
+    /// How a human approves each deploy.
+    #[serde(default)]
+    pub approval: ApprovalModel,
     #[serde(default)]
     pub examples: ExamplesModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalModel {
+    /// The root-owned directory of requests and approvals (default /var/lib/agent-gate/approvals).
+    #[serde(default)]
+    pub store: Option<S>,
+    /// Seconds a request waits for approval, and an approval waits to be used (default 1800).
+    #[serde(default)]
+    pub expire_seconds: Option<Spanned<u64>>,
+    /// Seconds the agent's session waits for the decision; 0 returns at once with exit 75.
+    #[serde(default)]
+    pub wait_seconds: Option<Spanned<u64>>,
+    /// A program (absolute path, then its arguments) run when a request is filed, with the
+    /// request as JSON on its stdin. No shell.
+    #[serde(default)]
+    pub notify: Vec<S>,
 }

@@ -199,22 +199,34 @@ pub fn sudoers(policy: &Policy, install: &Install) -> Result<String, String> {
             }
         }
     }
-    if let Some(deploy) = &policy.deploy {
-        if let Some(rebuild) = &deploy.nixos_rebuild {
-            out.push_str(
-                "# deploy: sudo nixos-rebuild switch on the locked flake (approved by a human)\n",
-            );
-            ere::plain_word(&deploy.flake)?;
-            out.push_str(&line(
-                rebuild,
-                &escape(&format!("switch --flake {}", deploy.flake)),
-            ));
-        }
-        if deploy.nh.is_some() {
-            out.push_str("# deploy: nh runs as the account and elevates itself; no line here.\n");
-        }
+    if policy.deploy.is_some() {
+        out.push_str(
+            "# deploy: the approval step, as root. It files the request, waits for a human and runs\n\
+             # nh or nixos-rebuild only on an approval of exactly that deploy; nothing else deploys.\n",
+        );
+        out.push_str(&format!(
+            "{user} ALL=(root) NOPASSWD: {} {}\n",
+            install.gate,
+            escape(&deploy_step_regex(policy, install)?)
+        ));
     }
     Ok(out)
+}
+
+/// The approval step's arguments as the gateway passes them (`deploy::step_plan`): the
+/// installed rules file, a configured form, a label, and optionally the client address and
+/// the key's fingerprint.
+pub fn deploy_step_regex(policy: &Policy, install: &Install) -> Result<String, String> {
+    let forms: Vec<&str> = crate::deploy::Form::ALL
+        .into_iter()
+        .filter(|f| crate::deploy::root_plan(policy, *f).is_some())
+        .map(|f| f.word())
+        .collect();
+    Ok(format!(
+        "^deploy-step --rules {} --form ({}) --key [a-z0-9._-]+( --client [0-9A-Fa-f.:]+)?( --fingerprint SHA256:[A-Za-z0-9+/]+)?$",
+        ere::literal(&install.rules),
+        forms.join("|")
+    ))
 }
 
 /// The regular expression for one program rule's arguments, its forced arguments first.

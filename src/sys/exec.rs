@@ -91,6 +91,44 @@ impl Finished {
     }
 }
 
+/// The stop signals, taken synchronously by a process that waits on something other than a
+/// child (the approval step waiting for a human): blocked, and read from a signalfd.
+pub struct Interrupts {
+    signals: SignalFd,
+}
+
+impl Interrupts {
+    pub fn new() -> std::io::Result<Self> {
+        let mut mask = SigSet::empty();
+        for sig in STOP_SIGNALS {
+            mask.add(sig);
+        }
+        mask.thread_block().map_err(io)?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(io)?;
+        Ok(Self { signals })
+    }
+
+    /// Sleep at most `limit`; the stop signal that came meanwhile, if one did.
+    pub fn sleep(&mut self, limit: Duration) -> std::io::Result<Option<Signal>> {
+        let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io(e)),
+        }
+        while let Some(info) = self.signals.read_signal().map_err(io)? {
+            let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+            if let Ok(sig) = Signal::try_from(signo)
+                && STOP_SIGNALS.contains(&sig)
+            {
+                return Ok(Some(sig));
+            }
+        }
+        Ok(None)
+    }
+}
+
 fn io(e: nix::Error) -> std::io::Error {
     std::io::Error::from(e)
 }

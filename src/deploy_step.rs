@@ -1,0 +1,600 @@
+//! The root-side approval step: `agent-gate deploy-step`, started by the gateway through sudo
+//! (the one sudoers line `render sudoers` writes for deploys). It trusts nothing it is given:
+//! it reads the rules itself, builds the deploy's plan itself, and binds it to the flake as it
+//! is on disk now. Then, holding the store's lock:
+//! - an approved request of this key with the same digest is consumed, and the deploy runs;
+//! - otherwise an open request with the same digest is joined, or a new one filed (and the
+//!   notify program told);
+//!
+//! and without the lock it waits, within `wait_seconds`, for a human to decide, telling the
+//! agent how long it has waited. An approval is checked once more against the flake just
+//! before it is consumed, so a flake that changed after the approval does not deploy.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::app::{EXIT_ASK, EXIT_CONFIG, EXIT_NOT_STARTED, EXIT_REFUSED, hostname, now, say};
+use crate::approval::{self, Binding, Request, State, command_line};
+use crate::audit::{AuditRecord, Origin, rfc3339};
+use crate::cli::DeployStep;
+use crate::deploy::{Asker, Form, root_plan};
+use crate::plan::ExecPlan;
+use crate::policy::{self, DeployPolicy, Policy};
+use crate::sys::exec::{self, Interrupts};
+use crate::sys::store::{Locked, Store};
+use crate::sys::{flake, load, syslog::Syslog};
+
+/// How often a waiting step looks at its request: an approval is seen within this.
+const POLL: Duration = Duration::from_millis(100);
+/// How often the waiting agent is told it is still waiting.
+const PROGRESS: Duration = Duration::from_secs(10);
+/// The notify program gets this long.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the step stops: the agent's message and the exit code.
+struct Stop(i32, String);
+
+type Step<T> = Result<T, Stop>;
+
+fn refused(message: impl Into<String>) -> Stop {
+    Stop(EXIT_REFUSED, message.into())
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Load the rules as forced mode does: root-owned, writable by root alone.
+pub fn strict_rules(path: &Path) -> Result<Policy, String> {
+    load::read_rules(path, true)
+        .map_err(|e| e.to_string())
+        .and_then(|text| policy::parse(&text).map_err(|e| format!("{}:{e}", path.display())))
+}
+
+/// The approval step's view of the world, once everything it needs is in hand.
+struct Ctx<'a> {
+    deploy: &'a DeployPolicy,
+    policy: &'a Policy,
+    plan: ExecPlan,
+    asker: Asker,
+    origin: Origin,
+    audit: Syslog,
+    store: Store,
+}
+
+/// Write one record of a request's life; an error is the message for whoever acts.
+pub fn write_record(
+    audit: &mut Syslog,
+    origin: &mut Origin,
+    event: &'static str,
+    r: &Request,
+    extra: &[(&'static str, String)],
+) -> Result<(), String> {
+    origin.time = now();
+    let record = AuditRecord::approval(event, origin, r, extra);
+    audit.write(&record).map_err(|e| {
+        format!(
+            "the audit log cannot be written ({e}); nothing about a deploy happens without its record"
+        )
+    })
+}
+
+impl Ctx<'_> {
+    fn record(
+        &mut self,
+        event: &'static str,
+        r: &Request,
+        extra: &[(&'static str, String)],
+    ) -> Step<()> {
+        write_record(&mut self.audit, &mut self.origin, event, r, extra)
+            .map_err(|m| refused(format!("refused: {m}")))
+    }
+
+    fn binding(&self) -> Step<Binding> {
+        flake::bind(Path::new(&self.deploy.flake)).map_err(|e| refused(format!("refused: {e}")))
+    }
+
+    fn lock(&self) -> Step<Locked> {
+        self.store
+            .lock()
+            .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))
+    }
+
+    fn expire_seconds(&self) -> u64 {
+        self.deploy.approval.expire.as_secs()
+    }
+}
+
+pub fn run(args: &DeployStep, err: &mut dyn Write) -> i32 {
+    match step(args, err) {
+        Ok(code) => code,
+        Err(Stop(code, message)) => {
+            say(err, &message);
+            code
+        }
+    }
+}
+
+fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err(refused(
+            "refused: the deploy step runs as root, started by the gateway through sudo; nothing was filed",
+        ));
+    }
+    let policy = strict_rules(&args.rules).map_err(|e| {
+        Stop(
+            EXIT_CONFIG,
+            format!(
+                "refused: the gateway's configuration is broken ({e}); the operator has to fix it"
+            ),
+        )
+    })?;
+    let deploy = policy
+        .deploy
+        .as_ref()
+        .ok_or_else(|| refused("refused: deploys are not configured on this host"))?;
+    let form = Form::from_word(&args.form)
+        .ok_or_else(|| refused(format!("refused: `{}` is not a deploy form", args.form)))?;
+    let plan = root_plan(&policy, form).ok_or_else(|| {
+        refused(format!(
+            "refused: deploys through {} are not configured",
+            form.word()
+        ))
+    })?;
+    if !policy
+        .keys
+        .get(&args.key)
+        .is_some_and(|k| k.may.contains("deploy"))
+    {
+        return Err(refused(format!(
+            "refused: the key `{}` may not deploy",
+            args.key
+        )));
+    }
+    if let Some(fp) = &args.fingerprint
+        && !crate::sshkey::is_fingerprint(fp)
+    {
+        return Err(refused("refused: that is not a key fingerprint"));
+    }
+    let asker = Asker {
+        key: args.key.clone(),
+        client: args.client,
+        fingerprint: args.fingerprint.clone(),
+    };
+    let origin = Origin {
+        time: now(),
+        host: hostname(),
+        key: asker.key.clone(),
+        fingerprint: asker.fingerprint.clone(),
+        client: asker.client.map(|c| c.to_string()),
+        pid: std::process::id(),
+        rules_digest: policy.digest.clone(),
+    };
+    let audit = Syslog::connect(&policy.audit.socket, policy.audit.format).map_err(|e| {
+        refused(format!(
+            "refused: the audit log cannot be written ({e}); nothing about a deploy happens without its record"
+        ))
+    })?;
+    let store = Store::open(&deploy.approval.store, true).map_err(|e| {
+        Stop(
+            EXIT_CONFIG,
+            format!("refused: {e}; the operator has to fix it"),
+        )
+    })?;
+    let mut ctx = Ctx {
+        deploy,
+        policy: &policy,
+        plan,
+        asker,
+        origin,
+        audit,
+        store,
+    };
+    let binding = ctx.binding()?;
+    let digest = approval::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
+    match find_or_file(&mut ctx, binding, &digest, form)? {
+        Found::Approved(request) => execute(&mut ctx, request, err),
+        Found::Open { request, new } => {
+            if new {
+                notify(&mut ctx, &request, err);
+            }
+            tell_filed(&ctx, &request, new, err);
+            if ctx.deploy.approval.wait.is_zero() {
+                say(
+                    err,
+                    "this host does not wait for the decision: send the same command again once it is approved, and it runs then.",
+                );
+                return Ok(EXIT_ASK);
+            }
+            wait(&mut ctx, request, err)
+        }
+    }
+}
+
+enum Found {
+    Approved(Request),
+    Open { request: Request, new: bool },
+}
+
+/// Under the lock: mark what has expired, then use an approval, join an open request or
+/// file a new one.
+fn find_or_file(ctx: &mut Ctx, binding: Binding, digest: &str, form: Form) -> Step<Found> {
+    let lock = ctx.lock()?;
+    let now = unix_now();
+    let _ = ctx.store.tidy(now, &lock);
+    expire_due(ctx, &lock, now)?;
+    let ids = ctx
+        .store
+        .ids()
+        .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))?;
+    let mut open = None;
+    for id in ids {
+        let Ok(request) = ctx.store.load(&id) else {
+            continue;
+        };
+        if request.runs(digest, &ctx.asker.key, now) {
+            let request = consume(ctx, &lock, request, now)?;
+            return Ok(Found::Approved(request));
+        }
+        if request.state == State::Pending
+            && request.digest == digest
+            && request.key == ctx.asker.key
+        {
+            open = Some(request);
+        }
+    }
+    if let Some(request) = open {
+        return Ok(Found::Open {
+            request,
+            new: false,
+        });
+    }
+    let id = ctx
+        .store
+        .new_id(&lock)
+        .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))?;
+    let request = Request::file(
+        id,
+        now,
+        ctx.expire_seconds(),
+        &ctx.asker,
+        sudo_uid(),
+        form.word(),
+        &ctx.plan,
+        binding,
+    );
+    ctx.store
+        .save(&request, &lock)
+        .map_err(|e| Stop(EXIT_CONFIG, format!("refused: {e}")))?;
+    if let Err(stop) = ctx.record("requested", &request, &[]) {
+        let _ = ctx.store.remove(&request.id, &lock);
+        return Err(stop);
+    }
+    Ok(Found::Open { request, new: true })
+}
+
+/// sudo says who started it; root itself has none.
+fn sudo_uid() -> Option<u32> {
+    std::env::var("SUDO_UID").ok().and_then(|u| u.parse().ok())
+}
+
+/// Open requests whose time is up become `expired`, each with its record.
+pub fn expire_due_in(
+    store: &Store,
+    lock: &Locked,
+    now: u64,
+    mut record: impl FnMut(&Request) -> Result<(), String>,
+) -> Result<(), String> {
+    for id in store.ids().map_err(|e| e.to_string())? {
+        if let Ok(mut request) = store.load(&id)
+            && request.is_expired(now)
+        {
+            request.expire();
+            store.save(&request, lock).map_err(|e| e.to_string())?;
+            record(&request)?;
+        }
+    }
+    Ok(())
+}
+
+fn expire_due(ctx: &mut Ctx, lock: &Locked, now: u64) -> Step<()> {
+    let (audit, origin) = (&mut ctx.audit, &mut ctx.origin);
+    expire_due_in(&ctx.store, lock, now, |r| {
+        write_record(audit, origin, "expired", r, &[])
+    })
+    .map_err(|m| refused(format!("refused: {m}")))
+}
+
+/// Use the approval up, under the lock; the record says so before anything runs.
+fn consume(ctx: &mut Ctx, lock: &Locked, mut request: Request, now: u64) -> Step<Request> {
+    request.consume(now);
+    ctx.store
+        .save(&request, lock)
+        .map_err(|e| Stop(EXIT_CONFIG, format!("refused: {e}")))?;
+    if let Err(stop) = ctx.record("executed", &request, &[]) {
+        request.finish("not run: the audit log could not be written");
+        let _ = ctx.store.save(&request, lock);
+        return Err(stop);
+    }
+    Ok(request)
+}
+
+fn tell_filed(ctx: &Ctx, r: &Request, new: bool, err: &mut dyn Write) {
+    let what = command_line(&r.argv);
+    if new {
+        say(
+            err,
+            &format!(
+                "deploy request {} filed: `{what}` as root, bound to {}.",
+                r.id,
+                describe(&r.binding)
+            ),
+        );
+    } else {
+        say(
+            err,
+            &format!(
+                "deploy request {} for this deploy is already waiting (filed {}).",
+                r.id,
+                rfc3339(r.filed_at, 0)
+            ),
+        );
+    }
+    say(
+        err,
+        &format!(
+            "a human must approve it: as root on {}, `agent-gate approve {id}` (or `agent-gate deny {id} --reason ...`). It expires at {}.",
+            ctx.origin.host,
+            rfc3339(r.expires_at, 0),
+            id = r.id
+        ),
+    );
+}
+
+fn describe(b: &Binding) -> String {
+    let rev = b
+        .git_rev
+        .as_deref()
+        .map_or("no git repository".to_string(), |r| format!("git {r}"));
+    format!(
+        "flake {} ({rev}, flake.lock {}, {} files {})",
+        b.flake, b.flake_lock, b.files, b.tree
+    )
+}
+
+/// Run the notify program with the request as JSON on stdin. A failure is recorded and told,
+/// and changes nothing else: the request stands.
+fn notify(ctx: &mut Ctx, request: &Request, err: &mut dyn Write) {
+    let argv = &ctx.deploy.approval.notify;
+    let Some((program, args)) = argv.split_first() else {
+        return;
+    };
+    let input = request.notice(&ctx.origin.host).to_string();
+    if let Err(why) = run_notify(program, args, &ctx.policy.defaults.path, &input) {
+        let _ = ctx.record("notify-failed", request, &[("reason", why.clone())]);
+        say(
+            err,
+            &format!(
+                "(the operator's notification could not be sent: {why}; the request stands, but nobody may know of it)"
+            ),
+        );
+    }
+}
+
+fn run_notify(program: &str, args: &[String], path: &str, input: &str) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", path)
+        .env("LANG", "C.UTF-8")
+        .current_dir("/")
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("{program} ended with {status}")),
+            Ok(None) if started.elapsed() >= NOTIFY_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{program} did not finish within {}s",
+                    NOTIFY_TIMEOUT.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("{program}: {e}")),
+        }
+    }
+}
+
+/// Wait for the human, bounded; say every `PROGRESS` that it still waits.
+fn wait(ctx: &mut Ctx, request: Request, err: &mut dyn Write) -> Step<i32> {
+    let limit = ctx.deploy.approval.wait;
+    let id = request.id.clone();
+    say(
+        err,
+        &format!(
+            "waiting up to {} for the decision on request {id}...",
+            minutes(limit)
+        ),
+    );
+    let mut interrupts =
+        Interrupts::new().map_err(|e| Stop(EXIT_CONFIG, format!("refused: {e}")))?;
+    let started = Instant::now();
+    let mut next_progress = started + PROGRESS;
+    loop {
+        if let Some(sig) = interrupts
+            .sleep(POLL)
+            .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))?
+        {
+            say(
+                err,
+                &format!(
+                    "stopped ({sig}) while waiting; request {id} stays pending until it expires."
+                ),
+            );
+            return Ok(128 + sig as i32);
+        }
+        let now = unix_now();
+        let current = ctx
+            .store
+            .load(&id)
+            .map_err(|e| refused(format!("refused: request {id} can no longer be used: {e}")))?;
+        match current.state {
+            State::Approved => {
+                drop(interrupts);
+                return run_approved(ctx, &id, err);
+            }
+            State::Denied => {
+                return Err(refused(format!(
+                    "refused: request {id} was denied by {}: {}",
+                    current.decided_by.as_deref().unwrap_or("-"),
+                    current.reason.as_deref().unwrap_or("no reason given")
+                )));
+            }
+            State::Pending if current.is_expired(now) => {
+                let lock = ctx.lock()?;
+                if let Ok(mut r) = ctx.store.load(&id)
+                    && r.is_expired(now)
+                {
+                    r.expire();
+                    let _ = ctx.store.save(&r, &lock);
+                    ctx.record("expired", &r, &[])?;
+                }
+                return Ok(expired(&id, err));
+            }
+            State::Expired => return Ok(expired(&id, err)),
+            State::Executed | State::Finished => {
+                return Err(refused(format!(
+                    "refused: request {id} was approved and already used by another session; a new deploy needs a new approval"
+                )));
+            }
+            State::Pending => {}
+        }
+        let waited = started.elapsed();
+        if waited >= limit {
+            say(
+                err,
+                &format!(
+                    "no decision on request {id} within {}: it stays pending until {}. Send the same command again to wait again; once it is approved, the same command runs it.",
+                    minutes(limit),
+                    rfc3339(current.expires_at, 0)
+                ),
+            );
+            return Ok(EXIT_ASK);
+        }
+        if Instant::now() >= next_progress {
+            next_progress += PROGRESS;
+            say(
+                err,
+                &format!(
+                    "still waiting for a human to approve request {id} ({} of {}).",
+                    minutes(waited),
+                    minutes(limit)
+                ),
+            );
+        }
+    }
+}
+
+fn expired(id: &str, err: &mut dyn Write) -> i32 {
+    say(
+        err,
+        &format!(
+            "request {id} expired without a decision; send the command again to file a new one."
+        ),
+    );
+    EXIT_ASK
+}
+
+fn minutes(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 60, secs % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s:02}s"),
+    }
+}
+
+/// The waited-for request was approved: check it against the flake as it is now, consume it
+/// under the lock, and run.
+fn run_approved(ctx: &mut Ctx, id: &str, err: &mut dyn Write) -> Step<i32> {
+    let binding = ctx.binding()?;
+    let live = approval::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
+    let lock = ctx.lock()?;
+    let now = unix_now();
+    let request = ctx
+        .store
+        .load(id)
+        .map_err(|e| refused(format!("refused: request {id} can no longer be used: {e}")))?;
+    if !request.runs(&live, &ctx.asker.key, now) {
+        let why = if request.digest != live {
+            format!(
+                "the flake or the deploy changed after request {id} was filed: it is now {}; the approval does not cover that. Send the command again to file a new request",
+                describe(&binding)
+            )
+        } else {
+            format!("request {id} is {} now", request.state.word())
+        };
+        return Err(refused(format!("refused: {why}")));
+    }
+    let request = consume(ctx, &lock, request, now)?;
+    drop(lock);
+    execute(ctx, request, err)
+}
+
+/// The deploy itself, as root, with its finish recorded in the store and the audit log.
+fn execute(ctx: &mut Ctx, request: Request, err: &mut dyn Write) -> Step<i32> {
+    say(
+        err,
+        &format!(
+            "request {} was approved by {}: running `{}` as root.",
+            request.id,
+            request.decided_by.as_deref().unwrap_or("-"),
+            command_line(&request.argv)
+        ),
+    );
+    let stdout = std::io::stdout();
+    let started = Instant::now();
+    let (status, code) = match exec::run(&ctx.plan, stdout.as_fd()) {
+        Ok(finished) => (finished.describe(), finished.exit_code()),
+        Err(e) => (format!("not started: {e}"), EXIT_NOT_STARTED),
+    };
+    let elapsed = started.elapsed().as_millis().to_string();
+    let mut finished = request;
+    if let Ok(lock) = ctx.store.lock() {
+        finished.finish(&status);
+        let _ = ctx.store.save(&finished, &lock);
+    }
+    if ctx
+        .record(
+            "finished",
+            &finished,
+            &[("status", status.clone()), ("duration_ms", elapsed)],
+        )
+        .is_err()
+    {
+        say(
+            err,
+            "warning: the finishing audit record could not be written",
+        );
+    }
+    say(err, &format!("deploy {}: {status}", finished.id));
+    Ok(code)
+}

@@ -1,0 +1,296 @@
+//! The flake as it is on disk now, for the approval digest: the SHA-256 of `flake.lock`, the
+//! git commit checked out (read from `.git` directly: no git process runs as root), and one
+//! SHA-256 over every path, type, executable bit and content under the flake directory, so an
+//! uncommitted edit changes the digest as surely as a new commit. Symlinks are hashed as their
+//! target text and never followed. Bounded: a flake larger than the limits is refused.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::approval::Binding;
+
+const MAX_FILES: u64 = 100_000;
+const MAX_BYTES: u64 = 1 << 30;
+const MAX_DEPTH: usize = 64;
+/// `.git/HEAD`, a ref, `packed-refs`: small files.
+const MAX_GIT_FILE: u64 = 16 << 20;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Take the flake's binding, or say why the flake cannot be bound.
+pub fn bind(flake: &Path) -> Result<Binding, String> {
+    let shown = flake.display();
+    let meta = fs::metadata(flake).map_err(|e| format!("the flake {shown}: {e}"))?;
+    if !meta.is_dir() {
+        return Err(format!("the flake {shown} is not a directory"));
+    }
+    let lock = flake.join("flake.lock");
+    let flake_lock = match fs::symlink_metadata(&lock) {
+        Ok(m) if m.is_file() => sha256_file(&lock)?,
+        Ok(_) => return Err(format!("{} is not a regular file", lock.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{shown} has no flake.lock: a deploy is bound to a locked flake; lock it first (`nix flake lock {shown}`)"
+            ));
+        }
+        Err(e) => return Err(format!("{}: {e}", lock.display())),
+    };
+    let git_rev = git_rev(flake)?;
+    let mut tree = Tree::default();
+    tree.walk(flake, Path::new(""), 0)?;
+    Ok(Binding {
+        flake: flake.display().to_string(),
+        flake_lock: format!("sha256:{flake_lock}"),
+        git_rev,
+        tree: format!("sha256:{}", hex(&tree.hasher.finalize())),
+        files: tree.files,
+    })
+}
+
+fn sha256_file(path: &Path) -> Result<String, String> {
+    let mut file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+#[derive(Default)]
+struct Tree {
+    hasher: Sha256,
+    files: u64,
+    bytes: u64,
+}
+
+impl Tree {
+    fn entry(&mut self, kind: &[u8], rel: &Path, extra: &[u8]) {
+        self.hasher.update(kind);
+        self.hasher.update(rel.as_os_str().as_bytes());
+        self.hasher.update([0]);
+        self.hasher.update(extra);
+        self.hasher.update([0]);
+    }
+
+    fn walk(&mut self, dir: &Path, rel: &Path, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "{} is nested deeper than {MAX_DEPTH} directories",
+                dir.display()
+            ));
+        }
+        let listing = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut names = Vec::new();
+        for entry in listing {
+            names.push(
+                entry
+                    .map_err(|e| format!("{}: {e}", dir.display()))?
+                    .file_name(),
+            );
+        }
+        names.sort();
+        for name in names {
+            if depth == 0 && name == ".git" {
+                continue;
+            }
+            self.files += 1;
+            if self.files > MAX_FILES {
+                return Err(format!(
+                    "the flake has more than {MAX_FILES} files: too large to bind"
+                ));
+            }
+            let path = dir.join(&name);
+            let rel: PathBuf = rel.join(&name);
+            let meta =
+                fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                let target =
+                    fs::read_link(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                self.entry(b"l", &rel, target.as_os_str().as_bytes());
+            } else if kind.is_dir() {
+                self.entry(b"d", &rel, b"");
+                self.walk(&path, &rel, depth + 1)?;
+            } else if kind.is_file() {
+                self.bytes += meta.len();
+                if self.bytes > MAX_BYTES {
+                    return Err(format!(
+                        "the flake holds more than {MAX_BYTES} bytes: too large to bind"
+                    ));
+                }
+                let exec = if meta.permissions().mode() & 0o111 != 0 {
+                    "x"
+                } else {
+                    "-"
+                };
+                let content = sha256_file(&path)?;
+                self.entry(b"f", &rel, format!("{exec}{content}").as_bytes());
+            } else {
+                return Err(format!(
+                    "{} is neither a file, a directory nor a symlink",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_small(path: &Path) -> Result<String, String> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|f| f.take(MAX_GIT_FILE).read_to_string(&mut text))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text)
+}
+
+fn is_object_id(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The commit checked out in the flake's repository; `None` when the flake has no `.git`.
+/// A repository whose revision cannot be read is an error, never silently unbound.
+fn git_rev(flake: &Path) -> Result<Option<String>, String> {
+    let dotgit = flake.join(".git");
+    let meta = match fs::symlink_metadata(&dotgit) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", dotgit.display())),
+    };
+    let unreadable = |why: String| {
+        format!(
+            "the flake is a git repository but its revision cannot be read ({why}); refusing to bind it"
+        )
+    };
+    // A worktree or submodule has a `.git` file naming its git directory.
+    let gitdir = if meta.is_dir() {
+        dotgit
+    } else {
+        let text = read_small(&dotgit).map_err(unreadable)?;
+        let named = text
+            .trim_end()
+            .strip_prefix("gitdir: ")
+            .ok_or_else(|| unreadable(format!("{} names no gitdir", dotgit.display())))?;
+        flake.join(named)
+    };
+    let common = match read_small(&gitdir.join("commondir")) {
+        Ok(text) => gitdir.join(text.trim_end()),
+        Err(_) => gitdir.clone(),
+    };
+    let head = read_small(&gitdir.join("HEAD")).map_err(unreadable)?;
+    let head = head.trim_end();
+    if is_object_id(head) {
+        return Ok(Some(head.to_string()));
+    }
+    let reference = head
+        .strip_prefix("ref: ")
+        .filter(|r| r.starts_with("refs/") && !r.split('/').any(|p| p == ".." || p.is_empty()))
+        .ok_or_else(|| unreadable(format!("HEAD is `{head}`")))?;
+    for dir in [&gitdir, &common] {
+        if let Ok(text) = read_small(&dir.join(reference)) {
+            let id = text.trim_end();
+            if is_object_id(id) {
+                return Ok(Some(id.to_string()));
+            }
+            return Err(unreadable(format!("{reference} holds `{id}`")));
+        }
+    }
+    if let Ok(packed) = read_small(&common.join("packed-refs")) {
+        for line in packed.lines() {
+            if let Some((id, name)) = line.split_once(' ')
+                && name == reference
+                && is_object_id(id)
+            {
+                return Ok(Some(id.to_string()));
+            }
+        }
+    }
+    Err(unreadable(format!("{reference} has no commit yet")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flake() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("flake.nix"), "{ outputs = _: {}; }\n").unwrap();
+        fs::write(dir.path().join("flake.lock"), "{\"version\": 7}\n").unwrap();
+        fs::create_dir(dir.path().join("hosts")).unwrap();
+        fs::write(dir.path().join("hosts/web.nix"), "{}\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn every_change_under_the_flake_changes_the_binding() {
+        let dir = flake();
+        let p = dir.path();
+        let base = bind(p).unwrap();
+        assert_eq!(base, bind(p).unwrap(), "stable");
+        assert_eq!(base.git_rev, None);
+        assert_eq!(base.files, 4);
+        fs::write(p.join("hosts/web.nix"), "{ x = 1; }\n").unwrap();
+        let edited = bind(p).unwrap();
+        assert_ne!(edited.tree, base.tree);
+        assert_eq!(edited.flake_lock, base.flake_lock);
+        fs::write(p.join("flake.lock"), "{\"version\": 8}\n").unwrap();
+        let relocked = bind(p).unwrap();
+        assert_ne!(relocked.flake_lock, edited.flake_lock);
+        fs::set_permissions(p.join("flake.nix"), fs::Permissions::from_mode(0o755)).unwrap();
+        assert_ne!(bind(p).unwrap().tree, relocked.tree, "the executable bit");
+        std::os::unix::fs::symlink("/etc/shadow", p.join("hosts/link")).unwrap();
+        assert_ne!(bind(p).unwrap().tree, relocked.tree, "a new symlink");
+    }
+
+    #[test]
+    fn git_revisions_are_read_without_git() {
+        let dir = flake();
+        let p = dir.path();
+        let rev = "0123456789abcdef0123456789abcdef01234567";
+        fs::create_dir_all(p.join(".git/refs/heads")).unwrap();
+        fs::write(p.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        let unborn = bind(p).unwrap_err();
+        assert!(unborn.contains("no commit yet"), "{unborn}");
+        fs::write(
+            p.join(".git/packed-refs"),
+            format!("# pack\n{rev} refs/heads/main\n"),
+        )
+        .unwrap();
+        assert_eq!(bind(p).unwrap().git_rev.as_deref(), Some(rev));
+        let newer = "fedcba9876543210fedcba9876543210fedcba98";
+        fs::write(p.join(".git/refs/heads/main"), format!("{newer}\n")).unwrap();
+        let b = bind(p).unwrap();
+        assert_eq!(b.git_rev.as_deref(), Some(newer));
+        fs::write(p.join(".git/index"), "changes nothing").unwrap();
+        assert_eq!(
+            bind(p).unwrap().tree,
+            b.tree,
+            ".git is not part of the tree"
+        );
+        fs::write(p.join(".git/HEAD"), "ref: refs/../../etc/passwd\n").unwrap();
+        assert!(bind(p).is_err());
+        fs::write(p.join(".git/HEAD"), format!("{rev}\n")).unwrap();
+        assert_eq!(bind(p).unwrap().git_rev.as_deref(), Some(rev), "detached");
+    }
+
+    #[test]
+    fn an_unlocked_flake_cannot_be_bound() {
+        let dir = flake();
+        fs::remove_file(dir.path().join("flake.lock")).unwrap();
+        assert!(bind(dir.path()).unwrap_err().contains("no flake.lock"));
+        assert!(bind(&dir.path().join("nope")).is_err());
+    }
+}

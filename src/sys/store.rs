@@ -1,0 +1,237 @@
+//! The approval store: a root-owned directory (mode 0700) with one `ID.json` per request and a
+//! `lock` file. Every change of a record happens under an exclusive lock on `lock` and is
+//! written whole to a temporary file, synced, then renamed over the record, so a reader sees
+//! the old record or the new one, never a mixture; a crash leaves at most a stray temporary
+//! file, which is ignored. Consuming an approval is one such change, made under the lock: two
+//! runs cannot both consume it.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::approval::{Damage, Request, valid_id};
+
+/// A record is a few kilobytes; anything larger is not one.
+const MAX_RECORD: u64 = 1 << 20;
+/// Final records are kept this long for `pending --all`, then removed.
+pub const KEEP_FINAL_SECONDS: u64 = 7 * 86_400;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the approval store {path}: {message}")]
+    Unsafe { path: String, message: String },
+    #[error("the approval store {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no request `{0}` (see `agent-gate pending`)")]
+    NoSuchRequest(String),
+    #[error("request {id} is refused: {damage}")]
+    Damaged { id: String, damage: Damage },
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// The held lock; dropping it releases it.
+pub struct Locked(#[allow(dead_code)] Flock<File>);
+
+impl Store {
+    /// Open the store, creating it (mode 0700) when `create` and it is missing. It must be a
+    /// real directory, owned by root and closed to everyone else.
+    pub fn open(dir: &Path, create: bool) -> Result<Self, StoreError> {
+        let path = dir.display().to_string();
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                if let Some(parent) = dir.parent() {
+                    DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o755)
+                        .create(parent)
+                        .map_err(io)?;
+                }
+                DirBuilder::new().mode(0o700).create(dir).map_err(io)?;
+            }
+            Err(e) => return Err(io(e)),
+            Ok(_) => {}
+        }
+        let meta = fs::symlink_metadata(dir).map_err(io)?;
+        let unsafe_store = |message: String| StoreError::Unsafe {
+            path: path.clone(),
+            message,
+        };
+        if !meta.is_dir() {
+            return Err(unsafe_store(
+                "not a directory (a symlink is not accepted)".into(),
+            ));
+        }
+        if meta.uid() != 0 {
+            return Err(unsafe_store(format!(
+                "owned by uid {}, not root: approvals must be beyond the agent's reach",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(unsafe_store(format!(
+                "mode {:o}: only root may read or write it (chmod 700)",
+                meta.mode() & 0o7777
+            )));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn io(&self, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.dir.display().to_string(),
+            source,
+        }
+    }
+
+    /// Wait for the store's exclusive lock.
+    pub fn lock(&self) -> Result<Locked, StoreError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(self.dir.join("lock"))
+            .map_err(|e| self.io(e))?;
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map(Locked)
+            .map_err(|(_, errno)| self.io(errno.into()))
+    }
+
+    fn path_of(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// One request, whole and consistent, or why not.
+    pub fn load(&self, id: &str) -> Result<Request, StoreError> {
+        if !valid_id(id) {
+            return Err(StoreError::NoSuchRequest(id.to_string()));
+        }
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(self.path_of(id))
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchRequest(id.to_string()));
+            }
+            Err(e) => return Err(self.io(e)),
+        };
+        let mut text = String::new();
+        let damaged = |damage| StoreError::Damaged {
+            id: id.to_string(),
+            damage,
+        };
+        file.take(MAX_RECORD)
+            .read_to_string(&mut text)
+            .map_err(|e| damaged(Damage::Unreadable(e.to_string())))?;
+        Request::from_json(&text, id).map_err(damaged)
+    }
+
+    /// Every request id in the store, sorted.
+    pub fn ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| self.io(e))? {
+            let name = entry.map_err(|e| self.io(e))?.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json"))
+                && valid_id(id)
+            {
+                ids.push(id.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Write a record whole: a temporary file, synced, renamed over the old one, and the
+    /// directory synced so the rename survives a crash. Call with the lock held.
+    pub fn save(&self, request: &Request, _lock: &Locked) -> Result<(), StoreError> {
+        if !valid_id(&request.id) {
+            return Err(StoreError::NoSuchRequest(request.id.clone()));
+        }
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", request.id, std::process::id()));
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(request.to_json().as_bytes())?;
+            file.sync_all()?;
+            fs::rename(&tmp, self.path_of(&request.id))?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written.map_err(|e| self.io(e))
+    }
+
+    pub fn remove(&self, id: &str, _lock: &Locked) -> Result<(), StoreError> {
+        if !valid_id(id) {
+            return Err(StoreError::NoSuchRequest(id.to_string()));
+        }
+        fs::remove_file(self.path_of(id)).map_err(|e| self.io(e))
+    }
+
+    /// A fresh request id: 32 random bits, not in use.
+    pub fn new_id(&self, _lock: &Locked) -> Result<String, StoreError> {
+        for _ in 0..16 {
+            let mut bytes = [0u8; 4];
+            File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .map_err(|e| self.io(e))?;
+            let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            if !self.path_of(&id).exists() {
+                return Ok(id);
+            }
+        }
+        Err(self.io(std::io::Error::other("no free request id")))
+    }
+
+    /// Remove stray temporary files (a crash mid-write) and final records older than
+    /// `KEEP_FINAL_SECONDS`.
+    pub fn tidy(&self, now: u64, lock: &Locked) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.dir).map_err(|e| self.io(e))? {
+            let name = entry.map_err(|e| self.io(e))?.file_name();
+            if name
+                .to_str()
+                .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"))
+            {
+                let _ = fs::remove_file(self.dir.join(&name));
+            }
+        }
+        for id in self.ids()? {
+            if let Ok(request) = self.load(&id)
+                && !request.state.is_open()
+                && now.saturating_sub(
+                    request
+                        .executed_at
+                        .or(request.decided_at)
+                        .unwrap_or(request.filed_at),
+                ) > KEEP_FINAL_SECONDS
+            {
+                let _ = self.remove(&id, lock);
+            }
+        }
+        Ok(())
+    }
+}

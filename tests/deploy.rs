@@ -1,0 +1,608 @@
+//! Deploy approvals, end to end on one machine: the gateway in forced mode files a request
+//! through a stand-in sudo (which runs its command as the caller: root, in this suite), the
+//! operator commands decide it, and stub `nh` and `nixos-rebuild` programs show what ran.
+//! The flake is a temporary directory with a flake.lock and a git HEAD.
+//!
+//! The store and the rules must be root's, so these tests need root (CI runs as root).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/world.rs"]
+mod world;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use world::is_root;
+
+struct Desk {
+    dir: tempfile::TempDir,
+    /// Every audit record received and not yet taken, read as it comes (a syslog socket
+    /// that nobody reads blocks its writers once its queue is full).
+    audit: Arc<Mutex<Vec<String>>>,
+}
+
+const REV: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+fn script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+impl Desk {
+    /// Requests expire after `expire` seconds; the agent's session waits `wait`.
+    fn new(expire: u64, wait: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let d = p.display().to_string();
+        // sudo as the test runs it: drop `-n --`, run the command as the caller (root).
+        script(
+            &p.join("sudo"),
+            "#!/bin/sh\n[ \"$1\" = -n ] && shift\n[ \"$1\" = -- ] && shift\nexec \"$@\"\n",
+        );
+        for name in ["nh", "nixos-rebuild"] {
+            script(
+                &p.join(name),
+                &format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{d}/{name}.ran'\nid -u >> '{d}/{name}.ran'\nenv | sort > '{d}/{name}.env'\necho \"{name} switched\"\nexit 0\n"
+                ),
+            );
+        }
+        script(
+            &p.join("notify"),
+            &format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{d}/notify.args'\ncat > '{d}/notify.json'\n"
+            ),
+        );
+        let flake = p.join("flake");
+        std::fs::create_dir_all(flake.join(".git/refs/heads")).unwrap();
+        std::fs::write(flake.join("flake.nix"), "{ outputs = _: { }; }\n").unwrap();
+        std::fs::write(
+            flake.join("flake.lock"),
+            "{ \"nodes\": {}, \"version\": 7 }\n",
+        )
+        .unwrap();
+        std::fs::write(flake.join("configuration.nix"), "{ }\n").unwrap();
+        std::fs::write(flake.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(flake.join(".git/refs/heads/main"), format!("{REV}\n")).unwrap();
+        let rules = format!(
+            r#"version: 1
+sudo: {d}/sudo
+audit:
+  socket: {d}/log.sock
+keys:
+  hermes:
+    may: [deploy]
+  other:
+    may: [deploy]
+deploy:
+  flake: {d}/flake
+  nh: {d}/nh
+  nixos_rebuild: {d}/nixos-rebuild
+  approval:
+    store: {d}/store
+    expire_seconds: {expire}
+    wait_seconds: {wait}
+    notify: [{d}/notify, --channel, ops]
+"#
+        );
+        std::fs::write(p.join("rules.yaml"), rules).unwrap();
+        let socket = UnixDatagram::bind(p.join("log.sock")).unwrap();
+        let audit = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&audit);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let message = line
+                    .split_once("]: ")
+                    .map_or(line.clone(), |(_, m)| m.to_string());
+                sink.lock().unwrap().push(message);
+            }
+        });
+        Self { dir, audit }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn rules(&self) -> String {
+        self.path("rules.yaml").display().to_string()
+    }
+
+    /// The agent's session: the gateway in forced mode.
+    fn agent(&self, key: &str, command: &str) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"));
+        cmd.args(["--rules", &self.rules(), "--key", key])
+            .env_clear()
+            .env("SSH_ORIGINAL_COMMAND", command)
+            .env("SSH_CONNECTION", "10.88.0.5 40000 10.88.0.1 22");
+        cmd
+    }
+
+    fn ask(&self, key: &str, command: &str) -> Output {
+        self.agent(key, command).output().unwrap()
+    }
+
+    /// An operator command as root: `pending`, `approve ID --yes`, `deny ID --reason ...`.
+    fn operator(&self, args: &[&str]) -> Output {
+        Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+            .args(args)
+            .args(["--rules", &self.rules()])
+            .env_clear()
+            .env("SUDO_USER", "alice")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn approve(&self, id: &str) -> Output {
+        self.operator(&["approve", id, "--yes"])
+    }
+
+    fn ran(&self, program: &str) -> Option<Vec<String>> {
+        std::fs::read_to_string(self.path(&format!("{program}.ran")))
+            .ok()
+            .map(|t| t.lines().map(String::from).collect())
+    }
+
+    fn stored(&self, id: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path(&format!("store/{id}.json"))).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The audit records written so far, without waiting for more.
+    fn records(&self) -> Vec<String> {
+        // Datagrams sent before the command returned are queued; give the reader a moment.
+        std::thread::sleep(Duration::from_millis(100));
+        std::mem::take(&mut *self.audit.lock().unwrap())
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.records()
+            .iter()
+            .map(|r| field(r, "event").unwrap_or_default())
+            .collect()
+    }
+}
+
+fn field(record: &str, name: &str) -> Option<String> {
+    let start = record.find(&format!("{name}=\""))? + name.len() + 2;
+    let rest = &record[start..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The request id the agent was told.
+fn request_id(text: &str) -> String {
+    let at = text.find("deploy request ").expect("a request id") + "deploy request ".len();
+    text[at..at + 8].to_string()
+}
+
+#[test]
+fn approve_then_run_once() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let out = desk.ask("hermes", "nh os switch");
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    let told = stderr(&out);
+    let id = request_id(&told);
+    assert!(told.contains(&format!("agent-gate approve {id}")), "{told}");
+    assert!(
+        told.contains(REV),
+        "the agent sees what the request is bound to: {told}"
+    );
+    assert_eq!(desk.ran("nh"), None, "nothing ran before the approval");
+    assert_eq!(
+        desk.events(),
+        ["decision", "requested", "finish"],
+        "the gateway's decision, the step's request, the gateway's finish"
+    );
+    let notice: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(desk.path("notify.json")).unwrap()).unwrap();
+    assert_eq!(notice["id"], id.as_str());
+    assert_eq!(notice["git_rev"], REV);
+    assert_eq!(notice["key"], "hermes");
+    assert_eq!(notice["client"], "10.88.0.5");
+    let notify_args = std::fs::read_to_string(desk.path("notify.args")).unwrap();
+    assert_eq!(notify_args, "--channel\nops\n");
+
+    let pending = desk.operator(&["pending"]);
+    assert_eq!(pending.status.code(), Some(0));
+    let listing = stdout(&pending);
+    assert!(
+        listing.contains(&format!("request {id}  pending")),
+        "{listing}"
+    );
+    assert!(listing.contains(&format!(
+        "{}/nh os switch --bypass-root-check",
+        desk.dir.path().display()
+    )));
+    assert!(listing.contains(REV) && listing.contains("key hermes from 10.88.0.5"));
+
+    let approved = desk.approve(&id);
+    assert_eq!(approved.status.code(), Some(0), "{}", stderr(&approved));
+    let records = desk.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(field(&records[0], "event").as_deref(), Some("approved"));
+    assert_eq!(field(&records[0], "by").as_deref(), Some("alice"));
+    assert_eq!(field(&records[0], "request"), Some(id.clone()));
+    let digest = desk.stored(&id)["digest"].as_str().unwrap().to_string();
+    assert_eq!(field(&records[0], "digest"), Some(digest.clone()));
+
+    let run = desk.ask("hermes", "nh os switch");
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert!(stdout(&run).contains("nh switched"));
+    assert!(
+        stderr(&run).contains("approved by alice"),
+        "{}",
+        stderr(&run)
+    );
+    let flake = desk.path("flake").display().to_string();
+    assert_eq!(
+        desk.ran("nh").unwrap(),
+        ["os", "switch", "--bypass-root-check", &flake, "0"],
+        "exactly the approved argv, as root"
+    );
+    let env = std::fs::read_to_string(desk.path("nh.env")).unwrap();
+    assert!(
+        env.contains("HOME=/root\n") && !env.contains("SSH_"),
+        "{env}"
+    );
+    let records = desk.records();
+    let events: Vec<String> = records.iter().filter_map(|r| field(r, "event")).collect();
+    assert_eq!(events, ["decision", "executed", "finished", "finish"]);
+    for r in &records[1..3] {
+        assert_eq!(field(r, "request"), Some(id.clone()));
+        assert_eq!(field(r, "digest"), Some(digest.clone()));
+    }
+    assert_eq!(desk.stored(&id)["state"], "finished");
+
+    // Replay: the approval is used up. The same command files a new request.
+    std::fs::remove_file(desk.path("nh.ran")).unwrap();
+    let again = desk.ask("hermes", "nh os switch");
+    assert_eq!(again.status.code(), Some(75));
+    assert_ne!(request_id(&stderr(&again)), id);
+    assert_eq!(desk.ran("nh"), None, "an approval runs once");
+}
+
+#[test]
+fn a_waiting_agent_sees_the_approval_within_a_second() {
+    need_root!();
+    let desk = Desk::new(1800, 60);
+    let mut session = desk
+        .agent("hermes", "sudo nixos-rebuild switch --flake PLACEHOLDER")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // (The placeholder is refused: the flake path is the temporary one.)
+    let status = session.wait().unwrap();
+    assert_eq!(status.code(), Some(77));
+    let command = format!(
+        "sudo nixos-rebuild switch --flake {}",
+        desk.path("flake").display()
+    );
+    let mut session = desk
+        .agent("hermes", &command)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(session.stderr.take().unwrap()).lines();
+    let mut told = String::new();
+    while !told.contains("waiting up to") {
+        let line = lines.next().unwrap().unwrap();
+        told.push_str(&line);
+        told.push('\n');
+    }
+    assert!(told.contains("waiting up to 1m"), "{told}");
+    let id = request_id(&told);
+    let approved = desk.approve(&id);
+    assert_eq!(approved.status.code(), Some(0), "{}", stderr(&approved));
+    let decided = Instant::now();
+    let ran = loop {
+        if desk.ran("nixos-rebuild").is_some() {
+            break decided.elapsed();
+        }
+        assert!(
+            decided.elapsed() < Duration::from_secs(10),
+            "the deploy never ran"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        ran < Duration::from_secs(1),
+        "seen {ran:?} after the approval"
+    );
+    assert_eq!(session.wait().unwrap().code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("approved by alice")),
+        "{rest:?}"
+    );
+    let flake = desk.path("flake").display().to_string();
+    assert_eq!(
+        desk.ran("nixos-rebuild").unwrap(),
+        ["switch", "--flake", &flake, "0"]
+    );
+}
+
+#[test]
+fn a_denial_reaches_the_waiting_agent_escaped() {
+    need_root!();
+    let desk = Desk::new(1800, 60);
+    let mut session = desk
+        .agent("hermes", "nh os switch")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(session.stderr.take().unwrap());
+    let mut told = String::new();
+    while !told.contains("waiting up to") {
+        err.read_line(&mut told).unwrap();
+    }
+    let id = request_id(&told);
+    let denied = desk.operator(&["deny", &id, "--reason", "not today\u{1b}[2J\u{202e}"]);
+    assert_eq!(denied.status.code(), Some(0), "{}", stderr(&denied));
+    assert_eq!(session.wait().unwrap().code(), Some(77));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(
+        rest.contains(&format!(
+            "request {id} was denied by alice: not today\\x1b[2J\\xe2\\x80\\xae"
+        )),
+        "{rest}"
+    );
+    assert!(!rest.contains('\u{1b}'));
+    assert_eq!(desk.ran("nh"), None);
+    let events = desk.events();
+    assert!(events.contains(&"denied".to_string()), "{events:?}");
+    // A denied request cannot be approved afterwards.
+    let late = desk.approve(&id);
+    assert_eq!(late.status.code(), Some(77));
+    assert!(
+        stderr(&late).contains("is denied, not pending"),
+        "{}",
+        stderr(&late)
+    );
+}
+
+#[test]
+fn requests_and_approvals_expire() {
+    need_root!();
+    let desk = Desk::new(1, 0);
+    let first = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    std::thread::sleep(Duration::from_millis(2100));
+    let late = desk.approve(&first);
+    assert_eq!(late.status.code(), Some(77));
+    assert!(stderr(&late).contains("is expired"), "{}", stderr(&late));
+    assert_eq!(desk.stored(&first)["state"], "expired");
+    let events = desk.events();
+    assert!(events.iter().any(|e| e == "expired"), "{events:?}");
+
+    // Approved in time, used too late: nothing runs, and a new request is filed.
+    let second = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    assert_ne!(second, first);
+    assert_eq!(desk.approve(&second).status.code(), Some(0));
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = desk.ask("hermes", "nh os switch");
+    assert_eq!(out.status.code(), Some(75));
+    assert_ne!(request_id(&stderr(&out)), second);
+    assert_eq!(desk.ran("nh"), None);
+    assert_eq!(desk.stored(&second)["state"], "expired");
+}
+
+#[test]
+fn a_changed_flake_voids_the_request_and_the_approval() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let flake = desk.path("flake");
+    // Changed between filing and approval: the operator cannot approve it.
+    let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    std::fs::write(
+        flake.join("configuration.nix"),
+        "{ services.openssh.enable = false; }\n",
+    )
+    .unwrap();
+    let refused = desk.approve(&id);
+    assert_eq!(refused.status.code(), Some(77));
+    assert!(
+        stderr(&refused).contains("the flake changed"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Changed between approval and run: the approval does not match; nothing runs.
+    for change in ["lock", "commit", "file"] {
+        let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+        assert_eq!(desk.approve(&id).status.code(), Some(0));
+        match change {
+            "lock" => std::fs::write(flake.join("flake.lock"), "{ \"version\": 7 }\n").unwrap(),
+            "commit" => std::fs::write(
+                flake.join(".git/refs/heads/main"),
+                "1111111111111111111111111111111111111111\n",
+            )
+            .unwrap(),
+            _ => std::fs::write(flake.join("new.nix"), "{ }\n").unwrap(),
+        }
+        let out = desk.ask("hermes", "nh os switch");
+        assert_eq!(out.status.code(), Some(75), "{change}: {}", stderr(&out));
+        assert_ne!(request_id(&stderr(&out)), id, "{change}: a new request");
+        assert_eq!(desk.ran("nh"), None, "{change}");
+        assert_eq!(desk.stored(&id)["state"], "approved", "{change}: unused");
+    }
+}
+
+#[test]
+fn a_tampered_or_torn_request_file_is_refused() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    let file = desk.path(&format!("store/{id}.json"));
+    let text = std::fs::read_to_string(&file).unwrap();
+
+    // Approved by editing the file, not by a human.
+    std::fs::write(&file, text.replace("\"pending\"", "\"approved\"")).unwrap();
+    let out = desk.ask("hermes", "nh os switch");
+    assert_eq!(out.status.code(), Some(75));
+    assert_eq!(desk.ran("nh"), None);
+    let approve = desk.approve(&id);
+    assert_eq!(approve.status.code(), Some(77));
+    assert!(
+        stderr(&approve).contains("altered or half written"),
+        "{}",
+        stderr(&approve)
+    );
+
+    // Half written: cut in the middle.
+    std::fs::write(&file, &text[..text.len() / 2]).unwrap();
+    let pending = desk.operator(&["pending"]);
+    assert!(
+        stderr(&pending).contains(&format!("request {id} is refused")),
+        "{}",
+        stderr(&pending)
+    );
+    assert_eq!(desk.approve(&id).status.code(), Some(77));
+    assert_eq!(desk.ran("nh"), None);
+}
+
+#[test]
+fn only_root_can_decide() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    let file = desk.path(&format!("store/{id}.json"));
+    let before = std::fs::read(&file).unwrap();
+    std::fs::set_permissions(
+        desk.path("rules.yaml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    for verb in [
+        &["approve", id.as_str(), "--yes"][..],
+        &["deny", &id],
+        &["pending"],
+    ] {
+        let out = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+            .args(verb)
+            .args(["--rules", &desk.rules()])
+            .env_clear()
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(77), "{verb:?}");
+        assert!(stderr(&out).contains("needs root"), "{}", stderr(&out));
+    }
+    // The approval step itself refuses to run as anyone else.
+    let step = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+        .args([
+            "deploy-step",
+            "--rules",
+            &desk.rules(),
+            "--form",
+            "nh",
+            "--key",
+            "hermes",
+        ])
+        .env_clear()
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(step.status.code(), Some(77));
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the store is unchanged"
+    );
+    let mode = std::fs::metadata(desk.path("store"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "the store is root's alone");
+    assert_eq!(desk.ran("nh"), None);
+}
+
+#[test]
+fn two_requests_wait_side_by_side() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let flake = desk.path("flake").display().to_string();
+    let a = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    let rebuild = format!("nixos-rebuild switch --flake {flake}");
+    let b = request_id(&stderr(&desk.ask("other", &rebuild)));
+    assert_ne!(a, b);
+    // The same deploy again joins its request rather than filing a third.
+    let joined = desk.ask("hermes", "nh os switch");
+    assert!(stderr(&joined).contains(&format!(
+        "deploy request {a} for this deploy is already waiting"
+    )));
+    let listing = stdout(&desk.operator(&["pending"]));
+    assert!(listing.contains(&format!("request {a}")) && listing.contains(&format!("request {b}")));
+    assert_eq!(listing.matches("  pending  ").count(), 2, "{listing}");
+    assert_eq!(desk.approve(&b).status.code(), Some(0));
+    // Approving `other`'s request does not let hermes run it, nor run hermes' own.
+    assert_eq!(desk.ask("hermes", &rebuild).status.code(), Some(75));
+    assert_eq!(desk.ask("hermes", "nh os switch").status.code(), Some(75));
+    assert_eq!((desk.ran("nh"), desk.ran("nixos-rebuild")), (None, None));
+    let out = desk.ask("other", &rebuild);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(desk.ran("nixos-rebuild").is_some() && desk.ran("nh").is_none());
+    assert_eq!(desk.stored(&a)["state"], "pending");
+}
+
+#[test]
+fn the_operator_confirms_before_approving() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    let approve = |answer: &str| {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+            .args(["approve", &id, "--rules", &desk.rules()])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let no = approve("n\n");
+    assert_eq!(no.status.code(), Some(77));
+    assert!(
+        stdout(&no).contains("runs as root"),
+        "the request is shown first"
+    );
+    assert!(stdout(&no).contains("not approved; nothing changed"));
+    assert_eq!(desk.stored(&id)["state"], "pending");
+    let yes = approve("y\n");
+    assert_eq!(yes.status.code(), Some(0), "{}", stderr(&yes));
+    assert_eq!(desk.stored(&id)["state"], "approved");
+}

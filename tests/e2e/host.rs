@@ -187,6 +187,7 @@ impl Host {
             rsyslog: None,
         };
         host.install_gateway();
+        host.flake();
         host.account();
         host.start_rsyslog();
         host.write_rules();
@@ -207,6 +208,25 @@ impl Host {
                 "#!/bin/sh\nexec {} --rules {} \"$@\"\n",
                 gate.display(),
                 path("rules.yaml").display()
+            ),
+            0o755,
+        );
+    }
+
+    /// A locked flake for deploys, and a stub `nh` that says who ran it and how.
+    fn flake(&self) {
+        std::fs::create_dir_all(path("flake")).unwrap();
+        write("flake/flake.nix", "{ outputs = _: { }; }\n", 0o644);
+        write(
+            "flake/flake.lock",
+            "{ \"nodes\": { }, \"version\": 7 }\n",
+            0o644,
+        );
+        write(
+            "bin/nh",
+            &format!(
+                "#!/bin/sh\n{{ id -u; printf '%s\\n' \"$@\"; }} > {}\necho switched\n",
+                path("nh.ran").display()
             ),
             0o755,
         );

@@ -151,6 +151,7 @@ fn end_to_end() {
     channels(&host, &mut ledger);
     login_shell(&host, &mut ledger);
     disconnect_ends_the_command(&host, &mut ledger);
+    deploy_approval(&host, &mut ledger);
     report.push(load(&host, &mut ledger));
 
     let records = ledger.settle("the end");
@@ -542,6 +543,103 @@ fn login_shell(host: &Host, ledger: &mut Ledger) {
     let id = last_for(&records, "sh -c id");
     assert_eq!(id.len(), 1);
     assert_eq!(field(id[0], "key"), Some("shell"));
+}
+
+fn request_id(told: &str) -> String {
+    let at = told.find("deploy request ").expect("a request id") + "deploy request ".len();
+    told[at..at + 8].to_string()
+}
+
+/// As ai-worker, without the gateway: what a compromised account could try.
+fn as_account(command: &str) -> Output {
+    std::process::Command::new("su")
+        .args([host::USER, "-s", "/bin/sh", "-c", command])
+        .output()
+        .unwrap()
+}
+
+fn deploy_approval(host: &Host, ledger: &mut Ledger) {
+    let gate = path("bin/agent-gate").display().to_string();
+    let rules = path("rules.yaml").display().to_string();
+    let out = ssh(host, "hermes", "nh os switch");
+    expect(&out, 75, "a deploy waits for a human");
+    let id = request_id(&text(&out.stderr));
+    ledger.expected += 3; // the decision, the step's `requested`, the session's finish
+    assert!(!path("nh.ran").exists());
+
+    // The account itself can neither approve nor reach nh as root.
+    let out = as_account(&format!("{gate} approve {id} --yes --rules {rules}"));
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    let out = as_account(&format!(
+        "sudo -n {gate} approve {id} --yes --rules {rules}"
+    ));
+    assert!(!out.status.success(), "sudo refuses approve");
+    // Calling the approval step directly files (or joins) a request, and deploys nothing.
+    let out = as_account(&format!(
+        "sudo -n {gate} deploy-step --rules {rules} --form nh --key hermes --client 127.0.0.1"
+    ));
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("request {id} for this deploy is already waiting"))
+    );
+    for (command, allowed) in [
+        (
+            format!("{gate} deploy-step --rules {rules} --form nh --key hermes"),
+            true,
+        ),
+        (
+            format!("{gate} deploy-step --rules /tmp/rules.yaml --form nh --key hermes"),
+            false,
+        ),
+        (
+            format!("{gate} deploy-step --rules {rules} --form nh --key hermes --yes"),
+            false,
+        ),
+        (format!("{gate} approve {id} --yes"), false),
+        (
+            format!(
+                "{} os switch --bypass-root-check {}",
+                path("bin/nh").display(),
+                path("flake").display()
+            ),
+            false,
+        ),
+    ] {
+        let probe = as_account(&format!("sudo -n -l {command}"));
+        assert_eq!(probe.status.success(), allowed, "sudoers on `{command}`");
+    }
+    ledger.settle("deploy requested");
+
+    let out = std::process::Command::new(&gate)
+        .args(["approve", &id, "--yes", "--rules", &rules])
+        .output()
+        .unwrap();
+    expect(&out, 0, "root approves");
+    ledger.expected += 1;
+
+    let out = ssh(host, "hermes", "nh os switch");
+    expect(&out, 0, "the approved deploy runs");
+    ledger.expected += 4; // decision, executed, finished, finish
+    let ran = std::fs::read_to_string(path("nh.ran")).unwrap();
+    assert_eq!(
+        ran,
+        format!(
+            "0\nos\nswitch\n--bypass-root-check\n{}\n",
+            path("flake").display()
+        ),
+        "as root, exactly the approved argv"
+    );
+    let out = ssh(host, "hermes", "nh os switch");
+    expect(&out, 75, "an approval runs once");
+    assert_ne!(request_id(&text(&out.stderr)), id);
+    ledger.expected += 3;
+    let records = ledger.settle("deploy");
+    let events: Vec<&str> = records
+        .iter()
+        .filter(|r| field(r, "request") == Some(id.as_str()))
+        .filter_map(|r| field(r, "event"))
+        .collect();
+    assert_eq!(events, ["requested", "approved", "executed", "finished"]);
 }
 
 fn disconnect_ends_the_command(host: &Host, ledger: &mut Ledger) {

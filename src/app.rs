@@ -61,7 +61,34 @@ pub fn run(
         Some(Cmd::Approve(args)) => crate::operator::approve(args, input, out, err),
         Some(Cmd::Deny(args)) => crate::operator::deny(args, out, err),
         Some(Cmd::DeployStep(args)) => crate::deploy_step::run(args, err),
+        Some(Cmd::Generate(args)) => generate(args.what, out, err),
     }
+}
+
+/// The man page or a completion script, made from the same clap definition that parses.
+fn generate(what: crate::cli::Generated, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    use crate::cli::Generated;
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut command = crate::cli::Cli::command();
+    let shell = match what {
+        Generated::Man => {
+            let mut page = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(command).render(&mut page) {
+                let _ = writeln!(err, "generate: {e}");
+                return EXIT_CONFIG;
+            }
+            let _ = out.write_all(&page);
+            return 0;
+        }
+        Generated::Bash => Shell::Bash,
+        Generated::Zsh => Shell::Zsh,
+        Generated::Fish => Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "agent-gate", &mut script);
+    let _ = out.write_all(&script);
+    0
 }
 
 fn render(args: &crate::cli::Render, out: &mut dyn Write, err: &mut dyn Write) -> i32 {

@@ -59,9 +59,25 @@ pub enum Cmd {
     Approve(Approve),
     /// As root: deny a deploy request.
     Deny(Deny),
+    /// Print the man page (roff) or a shell completion script, for packagers.
+    Generate(Generate),
     /// The root-side approval step; the gateway starts it through sudo for a deploy.
     #[command(hide = true)]
     DeployStep(DeployStep),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct Generate {
+    #[arg(value_enum)]
+    pub what: Generated,
 }
 
 #[derive(Debug, Args)]

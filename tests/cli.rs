@@ -353,3 +353,26 @@ fn list_is_what_the_agent_reads() {
         .unwrap();
     assert!(String::from_utf8_lossy(&none.stdout).contains("nothing is allowed"));
 }
+
+#[test]
+fn the_man_page_and_completions_cover_every_command() {
+    let man = gate().args(["generate", "man"]).output().unwrap();
+    assert_eq!(man.status.code(), Some(0));
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH agent-gate 1"),
+        "{man:.200}"
+    );
+    assert!(
+        man.contains("approve") && !man.contains("deploy\\-step"),
+        "the step is hidden"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = gate().args(["generate", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for command in ["explain", "pending", "approve", "deny", "render"] {
+            assert!(script.contains(command), "{shell} completes `{command}`");
+        }
+    }
+}

@@ -8,7 +8,6 @@
 //! half-written or hand-edited file is refused rather than half trusted.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The record layout; a file with another is refused.
 pub const FORMAT: u32 = 1;
@@ -92,11 +91,7 @@ pub struct Request {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::digest::sha256_hex(bytes))
 }
 
 /// The digest that binds an approval to what will run.

@@ -1,7 +1,7 @@
 //! The audit record: a value, rendered to one bounded line in which every byte the agent sent
 //! is escaped, so no record can forge, end or hide another.
 
-use sha2::{Digest, Sha256};
+use crate::digest::sha256_hex;
 
 use crate::decide::{Decision, Outcome};
 use crate::escape::escape;
@@ -34,13 +34,6 @@ pub struct AuditRecord {
     fields: Vec<(&'static str, String)>,
 }
 
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn json_list(words: &[String]) -> String {
     serde_json::to_string(words).unwrap_or_else(|_| "[]".to_string())
 }
@@ -65,7 +58,7 @@ impl AuditRecord {
                 origin.client.clone().unwrap_or_else(|| "-".to_string()),
             ),
             ("cmd", raw.to_string()),
-            ("cmd_sha256", sha256_hex(raw)),
+            ("cmd_sha256", sha256_hex(raw.as_bytes())),
             ("cmd_bytes", raw.len().to_string()),
         ]
     }
@@ -253,7 +246,7 @@ mod tests {
         let line = rec.render(AuditFormat::Kv);
         assert!(line.len() < 4 * MAX_FIELD, "{}", line.len());
         assert!(line.contains("[truncated]"));
-        assert!(line.contains(&sha256_hex(&raw)));
+        assert!(line.contains(&sha256_hex(raw.as_bytes())));
         let quotes = "\u{1}".repeat(3000);
         let cut = bounded(escape(&quotes));
         assert!(

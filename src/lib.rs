@@ -10,6 +10,7 @@ pub mod cli;
 pub mod decide;
 pub mod deploy;
 pub mod deploy_step;
+pub mod digest;
 pub mod docker;
 pub mod escape;
 pub mod grammar;

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use regex::RegexBuilder;
-use sha2::{Digest, Sha256};
 
 use super::model::{
     ApprovalModel, DeployModel, DockerModel, ExamplesModel, OptionModel, ProgramModel, RulesModel,
@@ -195,7 +194,7 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
         .transpose()?;
 
     let mut policy = Policy {
-        digest: format!("sha256:{}", hex(&Sha256::digest(text.as_bytes()))),
+        digest: format!("sha256:{}", crate::digest::sha256_hex(text.as_bytes())),
         sudo,
         defaults: Defaults {
             timeout: default_timeout,
@@ -275,10 +274,6 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
         );
     }
     Ok(policy)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy, PolicyError> {

@@ -13,16 +13,13 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::approval::Binding;
+use crate::digest::hex;
 
 const MAX_FILES: u64 = 100_000;
 const MAX_BYTES: u64 = 1 << 30;
 const MAX_DEPTH: usize = 64;
 /// `.git/HEAD`, a ref, `packed-refs`: small files.
 const MAX_GIT_FILE: u64 = 16 << 20;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Take the flake's binding, or say why the flake cannot be bound.
 pub fn bind(flake: &Path) -> Result<Binding, String> {

@@ -199,7 +199,7 @@ impl Store {
             File::open("/dev/urandom")
                 .and_then(|mut f| f.read_exact(&mut bytes))
                 .map_err(|e| self.io(e))?;
-            let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let id = crate::digest::hex(&bytes);
             if !self.path_of(&id).exists() {
                 return Ok(id);
             }

@@ -11,7 +11,7 @@ use crate::cli::{Cmd, Explain};
 use crate::decide::{Decision, Outcome, RefusalKind, Request, decide};
 use crate::escape::for_terminal;
 use crate::invocation::{Entry, Invocation};
-use crate::policy::{self, AuditFormat, Policy};
+use crate::policy::{AuditFormat, Policy};
 use crate::sys::{exec, load, syslog::Syslog};
 
 pub const EXIT_SYNTAX: i32 = 64;
@@ -167,11 +167,7 @@ fn forced(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     };
     let loaded = match &inv.error {
         Some(e) => Err(e.clone()),
-        None => load::read_rules(&inv.rules, true)
-            .map_err(|e| e.to_string())
-            .and_then(|text| {
-                policy::parse(&text).map_err(|e| format!("{}:{e}", inv.rules.display()))
-            }),
+        None => load::policy(&inv.rules, true),
     };
     let policy = match loaded {
         Ok(policy) => policy,
@@ -318,10 +314,7 @@ fn tell_refusal(err: &mut dyn Write, decision: &Decision) {
 /// `explain` and `check` read files as the operator asks: no ownership requirement, since
 /// they run nothing (the Nix build sandbox, for one, owns its files as nixbld).
 fn load_for_operator(path: &Path, err: &mut dyn Write) -> Option<Policy> {
-    let loaded = load::read_rules(path, false)
-        .map_err(|e| e.to_string())
-        .and_then(|text| policy::parse(&text).map_err(|e| format!("{}:{e}", path.display())));
-    match loaded {
+    match load::policy(path, false) {
         Ok(policy) => Some(policy),
         Err(e) => {
             let _ = writeln!(err, "{e}");

@@ -21,7 +21,7 @@ use crate::audit::{AuditRecord, Origin, rfc3339};
 use crate::cli::DeployStep;
 use crate::deploy::{Asker, Form, root_plan};
 use crate::plan::ExecPlan;
-use crate::policy::{self, DeployPolicy, Policy};
+use crate::policy::{DeployPolicy, Policy};
 use crate::sys::exec::{self, Interrupts};
 use crate::sys::store::{Locked, Store};
 use crate::sys::{flake, load, syslog::Syslog};
@@ -47,13 +47,6 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
-}
-
-/// Load the rules as forced mode does: root-owned, writable by root alone.
-pub fn strict_rules(path: &Path) -> Result<Policy, String> {
-    load::read_rules(path, true)
-        .map_err(|e| e.to_string())
-        .and_then(|text| policy::parse(&text).map_err(|e| format!("{}:{e}", path.display())))
 }
 
 /// The approval step's view of the world, once everything it needs is in hand.
@@ -126,7 +119,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
             "refused: the deploy step runs as root, started by the gateway through sudo; nothing was filed",
         ));
     }
-    let policy = strict_rules(&args.rules).map_err(|e| {
+    let policy = load::policy(&args.rules, true).map_err(|e| {
         Stop(
             EXIT_CONFIG,
             format!(

@@ -10,7 +10,7 @@ use crate::app::{EXIT_CONFIG, EXIT_REFUSED, hostname, now};
 use crate::approval::{Request, State, command_line};
 use crate::audit::{Origin, rfc3339};
 use crate::cli::{Approve, Deny, Pending};
-use crate::deploy_step::{expire_due_in, strict_rules, unix_now, write_record};
+use crate::deploy_step::{expire_due_in, unix_now, write_record};
 use crate::escape::{for_terminal, one_line};
 use crate::policy::{ApprovalPolicy, Policy};
 use crate::sys::store::Store;
@@ -70,7 +70,8 @@ fn open(rules: &Path, what: &str) -> Result<Desk, (i32, String)> {
             ),
         ));
     }
-    let policy = strict_rules(rules).map_err(config)?;
+    // As forced mode reads them: root-owned, writable by root alone.
+    let policy = crate::sys::load::policy(rules, true).map_err(config)?;
     let Some(deploy) = &policy.deploy else {
         return Err((
             EXIT_CONFIG,

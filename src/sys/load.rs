@@ -29,6 +29,13 @@ pub enum LoadError {
     NotUtf8 { path: String },
 }
 
+/// Read and compile the rules file: the policy, or one line saying what is wrong
+/// (`FILE:LINE:COL: message` for an error in the rules themselves).
+pub fn policy(path: &Path, require_root: bool) -> Result<crate::policy::Policy, String> {
+    let text = read_rules(path, require_root).map_err(|e| e.to_string())?;
+    crate::policy::parse(&text).map_err(|e| format!("{}:{e}", path.display()))
+}
+
 /// Read the rules file. With `require_root`, refuse a file root does not own or others may write.
 pub fn read_rules(path: &Path, require_root: bool) -> Result<String, LoadError> {
     let name = path.display().to_string();

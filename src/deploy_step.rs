@@ -219,8 +219,12 @@ enum Found {
 fn find_or_file(ctx: &mut Ctx, binding: Binding, digest: &str, form: Form) -> Step<Found> {
     let lock = ctx.lock()?;
     let now = unix_now();
-    let _ = ctx.store.tidy(now, &lock);
-    expire_due(ctx, &lock, now)?;
+    let (audit, origin) = (&mut ctx.audit, &mut ctx.origin);
+    ctx.store
+        .sweep(now, &lock, |r| {
+            write_record(audit, origin, "expired", r, &[])
+        })
+        .map_err(|m| refused(format!("refused: {m}")))?;
     let ids = ctx
         .store
         .ids()
@@ -274,33 +278,6 @@ fn find_or_file(ctx: &mut Ctx, binding: Binding, digest: &str, form: Form) -> St
 /// sudo says who started it; root itself has none.
 fn sudo_uid() -> Option<u32> {
     std::env::var("SUDO_UID").ok().and_then(|u| u.parse().ok())
-}
-
-/// Open requests whose time is up become `expired`, each with its record.
-pub fn expire_due_in(
-    store: &Store,
-    lock: &Locked,
-    now: u64,
-    mut record: impl FnMut(&Request) -> Result<(), String>,
-) -> Result<(), String> {
-    for id in store.ids().map_err(|e| e.to_string())? {
-        if let Ok(mut request) = store.load(&id)
-            && request.is_expired(now)
-        {
-            request.expire();
-            store.save(&request, lock).map_err(|e| e.to_string())?;
-            record(&request)?;
-        }
-    }
-    Ok(())
-}
-
-fn expire_due(ctx: &mut Ctx, lock: &Locked, now: u64) -> Step<()> {
-    let (audit, origin) = (&mut ctx.audit, &mut ctx.origin);
-    expire_due_in(&ctx.store, lock, now, |r| {
-        write_record(audit, origin, "expired", r, &[])
-    })
-    .map_err(|m| refused(format!("refused: {m}")))
 }
 
 /// Use the approval up, under the lock; the record says so before anything runs.

@@ -10,7 +10,7 @@ use crate::app::{EXIT_CONFIG, EXIT_REFUSED, hostname, now};
 use crate::approval::{Request, State, command_line};
 use crate::audit::{Origin, rfc3339};
 use crate::cli::{Approve, Deny, Pending};
-use crate::deploy_step::{expire_due_in, unix_now, write_record};
+use crate::deploy_step::{unix_now, write_record};
 use crate::escape::{for_terminal, one_line};
 use crate::policy::{ApprovalPolicy, Policy};
 use crate::sys::store::Store;
@@ -113,12 +113,12 @@ fn fail(err: &mut dyn Write, (code, message): (i32, String)) -> i32 {
 fn sweep(desk: &mut Desk) -> Result<(), (i32, String)> {
     let lock = desk.store.lock().map_err(config)?;
     let now = unix_now();
-    let _ = desk.store.tidy(now, &lock);
     let (audit, origin) = (&mut desk.audit, &mut desk.origin);
-    expire_due_in(&desk.store, &lock, now, |r| {
-        write_record(audit, origin, "expired", r, &[])
-    })
-    .map_err(|m| (EXIT_REFUSED, m))
+    desk.store
+        .sweep(now, &lock, |r| {
+            write_record(audit, origin, "expired", r, &[])
+        })
+        .map_err(|m| (EXIT_REFUSED, m))
 }
 
 fn age(seconds: u64) -> String {

@@ -207,9 +207,30 @@ impl Store {
         Err(self.io(std::io::Error::other("no free request id")))
     }
 
+    /// What every user of the store does first, under the lock: tidy up, then mark each open
+    /// request whose time is up `expired`, calling `record` for each (its audit record).
+    pub fn sweep(
+        &self,
+        now: u64,
+        lock: &Locked,
+        mut record: impl FnMut(&Request) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let _ = self.tidy(now, lock);
+        for id in self.ids().map_err(|e| e.to_string())? {
+            if let Ok(mut request) = self.load(&id)
+                && request.is_expired(now)
+            {
+                request.expire();
+                self.save(&request, lock).map_err(|e| e.to_string())?;
+                record(&request)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Remove stray temporary files (a crash mid-write) and final records older than
     /// `KEEP_FINAL_SECONDS`.
-    pub fn tidy(&self, now: u64, lock: &Locked) -> Result<(), StoreError> {
+    fn tidy(&self, now: u64, lock: &Locked) -> Result<(), StoreError> {
         for entry in fs::read_dir(&self.dir).map_err(|e| self.io(e))? {
             let name = entry.map_err(|e| self.io(e))?.file_name();
             if name

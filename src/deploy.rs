@@ -23,11 +23,9 @@ pub fn check(policy: &Policy, program: &str, args: &[String]) -> Result<Classifi
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match program {
         "nh" => {
-            if deploy.nh.is_none() {
-                return Err(
-                    Refusal::new("deploy", "deploys through nh are not configured").hint(hint),
-                );
-            };
+            let plan = root_plan(policy, Form::Nh).ok_or_else(|| {
+                Refusal::new("deploy", "deploys through nh are not configured").hint(hint.clone())
+            })?;
             match words.as_slice() {
                 ["os", "switch"] => {}
                 ["os", "switch", f] if *f == flake => {}
@@ -52,16 +50,13 @@ pub fn check(policy: &Policy, program: &str, args: &[String]) -> Result<Classifi
                     );
                 }
             }
-            asked(policy, Form::Nh)
+            Ok(Classified::new("deploy", "deploy", Tier::Ask, plan))
         }
         _ => {
-            if deploy.nixos_rebuild.is_none() || policy.sudo.is_none() {
-                return Err(Refusal::new(
-                    "deploy",
-                    "deploys through nixos-rebuild are not configured",
-                )
-                .hint(hint));
-            };
+            let plan = root_plan(policy, Form::NixosRebuild).ok_or_else(|| {
+                Refusal::new("deploy", "deploys through nixos-rebuild are not configured")
+                    .hint(hint.clone())
+            })?;
             match words.as_slice() {
                 ["switch", "--flake", f] if *f == flake => {}
                 ["switch", ..] => {
@@ -78,19 +73,9 @@ pub fn check(policy: &Policy, program: &str, args: &[String]) -> Result<Classifi
                     );
                 }
             }
-            asked(policy, Form::NixosRebuild)
+            Ok(Classified::new("deploy", "deploy", Tier::Ask, plan))
         }
     }
-}
-
-fn asked(policy: &Policy, form: Form) -> Result<Classified, Refusal> {
-    let plan = root_plan(policy, form).ok_or_else(|| {
-        Refusal::new(
-            "deploy",
-            format!("deploys through {} are not configured", form.word()),
-        )
-    })?;
-    Ok(Classified::new("deploy", "deploy", Tier::Ask, plan))
 }
 
 /// The deploy commands as the agent writes them, for messages and `list`.

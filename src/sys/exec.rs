@@ -97,16 +97,21 @@ pub struct Interrupts {
     signals: SignalFd,
 }
 
+/// Block the stop signals (and `extra`) in this thread and read them from a signalfd instead.
+fn signalfd(extra: &[Signal]) -> std::io::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    for sig in STOP_SIGNALS.iter().chain(extra) {
+        mask.add(*sig);
+    }
+    mask.thread_block().map_err(io)?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io)
+}
+
 impl Interrupts {
     pub fn new() -> std::io::Result<Self> {
-        let mut mask = SigSet::empty();
-        for sig in STOP_SIGNALS {
-            mask.add(sig);
-        }
-        mask.thread_block().map_err(io)?;
-        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(io)?;
-        Ok(Self { signals })
+        Ok(Self {
+            signals: signalfd(&[])?,
+        })
     }
 
     /// Sleep at most `limit`; the stop signal that came meanwhile, if one did.
@@ -147,14 +152,7 @@ fn limit(open_files: u64) -> std::io::Result<()> {
 /// `channel` is watched for the client going away.
 pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished> {
     let started = Instant::now();
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    for sig in STOP_SIGNALS {
-        mask.add(sig);
-    }
-    mask.thread_block().map_err(io)?;
-    let signals =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io)?;
+    let signals = signalfd(&[Signal::SIGCHLD])?;
     limit(plan.open_files())?;
     let mut command = Command::new(plan.program());
     command

@@ -19,7 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,6 +130,23 @@ deploy:
             .env("SSH_ORIGINAL_COMMAND", command)
             .env("SSH_CONNECTION", "10.88.0.5 40000 10.88.0.1 22");
         cmd
+    }
+
+    /// A session that waits for the decision: the child, its stderr, and what it said up to
+    /// the line that says it waits.
+    fn waiting(&self, command: &str) -> (Child, BufReader<ChildStderr>, String) {
+        let mut session = self
+            .agent("hermes", command)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(session.stderr.take().unwrap());
+        let mut told = String::new();
+        while !told.contains("waiting up to") {
+            assert_ne!(err.read_line(&mut told).unwrap(), 0, "{told}");
+        }
+        (session, err, told)
     }
 
     fn ask(&self, key: &str, command: &str) -> Output {
@@ -289,32 +306,14 @@ fn approve_then_run_once() {
 fn a_waiting_agent_sees_the_approval_within_a_second() {
     need_root!();
     let desk = Desk::new(1800, 60);
-    let mut session = desk
-        .agent("hermes", "sudo nixos-rebuild switch --flake PLACEHOLDER")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // (The placeholder is refused: the flake path is the temporary one.)
-    let status = session.wait().unwrap();
-    assert_eq!(status.code(), Some(77));
+    // Another flake than the configured (temporary) one is refused outright.
+    let other = desk.ask("hermes", "sudo nixos-rebuild switch --flake PLACEHOLDER");
+    assert_eq!(other.status.code(), Some(77));
     let command = format!(
         "sudo nixos-rebuild switch --flake {}",
         desk.path("flake").display()
     );
-    let mut session = desk
-        .agent("hermes", &command)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(session.stderr.take().unwrap()).lines();
-    let mut told = String::new();
-    while !told.contains("waiting up to") {
-        let line = lines.next().unwrap().unwrap();
-        told.push_str(&line);
-        told.push('\n');
-    }
+    let (mut session, err, told) = desk.waiting(&command);
     assert!(told.contains("waiting up to 1m"), "{told}");
     let id = request_id(&told);
     let approved = desk.approve(&id);
@@ -335,7 +334,7 @@ fn a_waiting_agent_sees_the_approval_within_a_second() {
         "seen {ran:?} after the approval"
     );
     assert_eq!(session.wait().unwrap().code(), Some(0));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let rest: Vec<String> = err.lines().map_while(Result::ok).collect();
     assert!(
         rest.iter().any(|l| l.contains("approved by alice")),
         "{rest:?}"
@@ -351,16 +350,7 @@ fn a_waiting_agent_sees_the_approval_within_a_second() {
 fn a_denial_reaches_the_waiting_agent_escaped() {
     need_root!();
     let desk = Desk::new(1800, 60);
-    let mut session = desk
-        .agent("hermes", "nh os switch")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(session.stderr.take().unwrap());
-    let mut told = String::new();
-    while !told.contains("waiting up to") {
-        err.read_line(&mut told).unwrap();
-    }
+    let (mut session, mut err, told) = desk.waiting("nh os switch");
     let id = request_id(&told);
     let denied = desk.operator(&["deny", &id, "--reason", "not today\u{1b}[2J\u{202e}"]);
     assert_eq!(denied.status.code(), Some(0), "{}", stderr(&denied));
@@ -498,38 +488,35 @@ fn only_root_can_decide() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    for verb in [
-        &["approve", id.as_str(), "--yes"][..],
-        &["deny", &id],
-        &["pending"],
-    ] {
-        let out = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
-            .args(verb)
-            .args(["--rules", &desk.rules()])
+    let rules = desk.rules();
+    let as_nobody = |args: &[&str]| {
+        Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+            .args(args)
             .env_clear()
             .uid(65534)
             .gid(65534)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    for verb in [
+        ["approve", id.as_str(), "--yes", "--rules", &rules].as_slice(),
+        &["deny", &id, "--rules", &rules],
+        &["pending", "--rules", &rules],
+    ] {
+        let out = as_nobody(verb);
         assert_eq!(out.status.code(), Some(77), "{verb:?}");
         assert!(stderr(&out).contains("needs root"), "{}", stderr(&out));
     }
     // The approval step itself refuses to run as anyone else.
-    let step = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
-        .args([
-            "deploy-step",
-            "--rules",
-            &desk.rules(),
-            "--form",
-            "nh",
-            "--key",
-            "hermes",
-        ])
-        .env_clear()
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let step = as_nobody(&[
+        "deploy-step",
+        "--rules",
+        &rules,
+        "--form",
+        "nh",
+        "--key",
+        "hermes",
+    ]);
     assert_eq!(step.status.code(), Some(77));
     assert_eq!(
         std::fs::read(&file).unwrap(),

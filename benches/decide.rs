@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
         "/tests/corpus/rules.yaml"
     ))
     .unwrap();
-    let policy = agent_gate::policy::parse(&text).unwrap();
+    let policy = agent_gate::rules::parse(&text).unwrap();
     for (name, file) in [("legit", "legit.tsv"), ("attack", "attack.tsv")] {
         let rows: Vec<String> = support::rows(file).into_iter().map(|r| r.command).collect();
         let mut group = c.benchmark_group("tokenize+decide");
@@ -45,8 +45,8 @@ fn bench(c: &mut Criterion) {
         });
         group.finish();
     }
-    c.bench_function("policy::parse (tests/corpus/rules.yaml)", |b| {
-        b.iter(|| black_box(agent_gate::policy::parse(black_box(&text)).unwrap()));
+    c.bench_function("rules::parse (tests/corpus/rules.yaml)", |b| {
+        b.iter(|| black_box(agent_gate::rules::parse(black_box(&text)).unwrap()));
     });
 }
 

@@ -3,9 +3,9 @@
 
 use crate::digest::sha256_hex;
 
-use crate::decide::{Decision, Outcome};
 use crate::escape::escape;
 use crate::policy::AuditFormat;
+use crate::verdict::{Decision, Outcome};
 
 /// Longest escaped value kept for one field; the raw command's SHA-256 is always logged too.
 pub const MAX_FIELD: usize = 2048;
@@ -100,7 +100,7 @@ impl AuditRecord {
     pub fn approval(
         event: &'static str,
         origin: &Origin,
-        request: &crate::approval::Request,
+        request: &crate::deploy::request::DeployRequest,
         extra: &[(&'static str, String)],
     ) -> Self {
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());

@@ -23,7 +23,7 @@ pub fn render(policy: &Policy, label: &str) -> String {
     docker_section(&mut out, policy, key);
     programs_section(&mut out, policy, key);
     if key.may.contains("deploy") {
-        let forms = crate::deploy::accepted_forms(policy);
+        let forms = crate::deploy::gateway::accepted_forms(policy);
         if !forms.is_empty() {
             let _ = writeln!(
                 out,

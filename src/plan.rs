@@ -1,11 +1,20 @@
-//! What will run: built only by the decision code, turned into a process only by `sys::exec`.
+//! What will run: built by the core from the rules (the checkers behind `decide`, and the
+//! deploy's root plan), turned into a process only by `sys::exec`.
 
 use std::time::Duration;
 
-use crate::policy::Policy;
+/// What every plan starts from, set in the rules' `defaults`.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub timeout: Duration,
+    /// PATH of every command.
+    pub path: String,
+    /// RLIMIT_NOFILE for every command.
+    pub open_files: u64,
+}
 
 /// An exact program, argv and environment. Fields are private and the constructor is
-/// crate-private: a plan exists only because `decide` allowed it.
+/// crate-private: outside this crate a plan is only ever read, never made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecPlan {
     argv: Vec<String>,
@@ -19,7 +28,7 @@ impl ExecPlan {
     /// `argv[0]` is the absolute program path. When `sudo` is given, the plan runs
     /// `sudo -n -- PROGRAM ARGS`: no prompt, and nothing after `--` is read as a sudo flag.
     pub(crate) fn new(
-        policy: &Policy,
+        defaults: &Defaults,
         sudo: Option<&str>,
         program: &str,
         args: impl IntoIterator<Item = String>,
@@ -33,7 +42,7 @@ impl ExecPlan {
         argv.push(program.to_string());
         argv.extend(args);
         let mut env = vec![
-            ("PATH".to_string(), policy.defaults.path.clone()),
+            ("PATH".to_string(), defaults.path.clone()),
             ("HOME".to_string(), "/var/empty".to_string()),
             ("LANG".to_string(), "C.UTF-8".to_string()),
         ];
@@ -46,7 +55,7 @@ impl ExecPlan {
             env,
             timeout,
             stdin: false,
-            open_files: policy.defaults.open_files,
+            open_files: defaults.open_files,
         }
     }
 

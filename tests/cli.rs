@@ -289,7 +289,7 @@ fn check_on_a_missing_file() {
 #[test]
 fn refusal_messages_teach_the_allowed_form() {
     let text = std::fs::read_to_string(CORPUS_RULES).unwrap();
-    let policy = agent_gate::policy::parse(&text).unwrap();
+    let policy = agent_gate::rules::parse(&text).unwrap();
     let commands = [
         "docker logs -f web",
         "docker run -p 8080:80 nginx:1.27",

@@ -41,7 +41,7 @@ fn the_decoder_follows_the_readme() {
 #[test]
 fn every_row_through_decide() {
     let text = std::fs::read_to_string(RULES).unwrap();
-    let policy = agent_gate::policy::parse(&text).unwrap();
+    let policy = agent_gate::rules::parse(&text).unwrap();
     let mut wrong = Vec::new();
     for row in all_rows() {
         let d = decide(

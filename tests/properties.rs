@@ -10,16 +10,17 @@
 
 use std::sync::LazyLock;
 
-use agent_gate::decide::{Outcome, Request, decide};
+use agent_gate::decide::{Request, decide};
 use agent_gate::policy::Policy;
 use agent_gate::tokenize::{is_control, is_invisible, tokenize};
+use agent_gate::verdict::Outcome;
 use proptest::prelude::*;
 
 static POLICY: LazyLock<Policy> = LazyLock::new(|| {
-    agent_gate::policy::parse(&std::fs::read_to_string("tests/corpus/rules.yaml").unwrap()).unwrap()
+    agent_gate::rules::parse(&std::fs::read_to_string("tests/corpus/rules.yaml").unwrap()).unwrap()
 });
 
-fn decide_raw(raw: &str) -> agent_gate::decide::Decision {
+fn decide_raw(raw: &str) -> agent_gate::verdict::Decision {
     decide(
         &POLICY,
         &Request {

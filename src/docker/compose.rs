@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use super::parse::{self, Parsed};
 use super::spec::{self, Check, Kind};
 use super::{check_allowed, check_value, docker_env, values};
-use crate::decide::{Classified, Refusal, Tier};
 use crate::plan::ExecPlan;
 use crate::policy::{DockerPolicy, Policy};
+use crate::verdict::{Classified, Refusal, Tier};
 
 pub fn check(
     policy: &Policy,
@@ -76,7 +76,7 @@ pub fn check(
     }
     services(&rule, verb, &tail)?;
     let plan = ExecPlan::new(
-        policy,
+        &policy.defaults,
         None,
         &docker.program,
         std::iter::once("compose".to_string()).chain(args.iter().cloned()),

@@ -1,15 +1,16 @@
 //! The docker CLI grammar and the checks the rules configure.
 
 mod compose;
+mod exec;
 pub mod parse;
 pub mod spec;
 pub mod values;
 
 use std::collections::BTreeSet;
 
-use crate::decide::{Classified, Refusal, Tier};
 use crate::plan::ExecPlan;
 use crate::policy::{DockerPolicy, Policy};
+use crate::verdict::{Classified, Refusal, Tier};
 use parse::{Given, Parsed};
 use spec::{Check, Operands, Sub};
 
@@ -60,7 +61,7 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
         return compose::check(policy, docker, rest);
     }
     if name == "exec" {
-        return exec(policy, rest);
+        return exec::check(policy, rest);
     }
     let Some(allowed) = docker.subcommands.get(&name) else {
         let why = spec::never_subcommand(&name).unwrap_or("it is not part of this host's policy");
@@ -89,7 +90,7 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
             .sudo_subcommands
             .get(&name)
             .map_or(&[][..], Vec::as_slice);
-        crate::decide::sudo_fits(&format!("sudo {rule}"), regexes, args)?;
+        crate::sudoers::fits(&format!("sudo {rule}"), regexes, args)?;
     }
     let env = if sudo {
         Vec::new()
@@ -97,7 +98,7 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
         docker_env(docker, &[])
     };
     let plan = ExecPlan::new(
-        policy,
+        &policy.defaults,
         sudo_path,
         &docker.program,
         args.iter().cloned(),
@@ -310,29 +311,4 @@ fn one_of_list(value: &str, list: &[String], what: &str) -> Result<(), String> {
     } else {
         Err(format!("{what}: {}", list.join(", ")))
     }
-}
-
-/// `docker exec CONTAINER PROGRAM ...`, only for programs declared with `container:`.
-fn exec(policy: &Policy, args: &[String]) -> Result<Classified, Refusal> {
-    let Some(sub) = spec::subcommand("exec") else {
-        return Err(Refusal::new(
-            "docker exec",
-            "`docker exec` is not known to the grammar",
-        ));
-    };
-    let parsed = parse::parse("docker exec", &[sub.options], false, args)
-        .map_err(|r| r.hint(crate::decide::exec_forms(policy)))?;
-    let (Some(container), Some(program)) = (parsed.operands.first(), parsed.operands.get(1)) else {
-        return Err(Refusal::new(
-            "docker exec",
-            "`docker exec` needs a container and a program",
-        ));
-    };
-    let rest: Vec<String> = parsed
-        .operands
-        .iter()
-        .skip(2)
-        .map(|s| s.to_string())
-        .collect();
-    crate::decide::container_program(policy, container, program, &rest)
 }

@@ -4,7 +4,7 @@
 //! `docker run`, options ending at the image.
 
 use super::spec::{Kind, Opt};
-use crate::decide::Refusal;
+use crate::verdict::Refusal;
 
 /// One option as given: its table entry, its value, and how it was written.
 #[derive(Debug, Clone)]

@@ -12,11 +12,11 @@ use super::model::{
 use super::parse::{Spanned, location};
 use super::{
     ApprovalPolicy, AuditFormat, AuditSettings, Cidr, Defaults, DeployPolicy, DockerPolicy,
-    KeyPolicy, Policy, PolicyError, ProgramRule,
+    Example, KeyPolicy, Policy, PolicyError, ProgramRule,
 };
 use crate::docker::{spec, values};
 use crate::grammar::{ArgSpec, Grammar, OptSpec, ValueType};
-use crate::render::ere;
+use crate::sudoers::ere;
 
 pub const DEFAULT_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/usr/bin:/bin";
 const DEFAULT_TIMEOUT: u64 = 600;
@@ -206,6 +206,7 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
         docker,
         programs,
         deploy,
+        examples: examples(model),
     };
     let known: BTreeSet<String> = policy.rule_ids().into_iter().map(String::from).collect();
     for (label, key) in &model.keys {
@@ -320,7 +321,7 @@ fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy
             );
         }
         let allowed = subcommands.get(&s.value).cloned().unwrap_or_default();
-        let regexes = crate::render::docker_regexes(&allowed, &s.value).map_err(|e| {
+        let regexes = crate::sudoers::docker_regexes(&allowed, &s.value).map_err(|e| {
             error_at(
                 s,
                 format!("sudoers cannot express `sudo docker {}`: {e}", s.value),
@@ -579,13 +580,13 @@ fn program(
         exactly_one_of,
     };
     let sudoers_args = if p.sudo {
-        let regex = crate::render::program_regex(&grammar, &forced_args).map_err(|e| {
+        let regex = crate::sudoers::program_regex(&grammar, &forced_args).map_err(|e| {
             error_at(
                 &p.id,
                 format!("sudoers cannot express rule `{}`: {e}", p.id.value),
             )
         })?;
-        Some(crate::render::SudoersArgs::new(regex))
+        Some(crate::sudoers::SudoersArgs::new(regex))
     } else {
         None
     };
@@ -644,7 +645,7 @@ fn option(o: &OptionModel, at: &S) -> Result<OptSpec, PolicyError> {
     })
 }
 
-/// A sudo rule's values must have a form sudoers can match (see `render::ere`).
+/// A sudo rule's values must have a form sudoers can match (see `sudoers::ere`).
 fn sudo_expressible(v: &ValueModel) -> Result<(), PolicyError> {
     match v {
         ValueModel::Enum(words) => {
@@ -786,17 +787,32 @@ fn approval(a: &ApprovalModel) -> Result<ApprovalPolicy, PolicyError> {
     })
 }
 
-/// Every rule's examples, for the self-check: (rule id, examples).
-pub fn examples(model: &RulesModel) -> Vec<(&str, &ExamplesModel)> {
-    let mut out = Vec::new();
+/// Every rule's examples, with where each is written, for the self-check.
+fn examples(model: &RulesModel) -> Vec<Example> {
+    let mut rules: Vec<(&str, &ExamplesModel)> = Vec::new();
     if let Some(d) = &model.docker {
-        out.push(("docker", &d.examples));
+        rules.push(("docker", &d.examples));
     }
     if let Some(d) = &model.deploy {
-        out.push(("deploy", &d.examples));
+        rules.push(("deploy", &d.examples));
     }
     for p in &model.programs {
-        out.push((p.id.value.as_str(), &p.examples));
+        rules.push((p.id.value.as_str(), &p.examples));
+    }
+    let mut out = Vec::new();
+    for (rule, ex) in rules {
+        for (list, allow) in [(&ex.allow, true), (&ex.refuse, false)] {
+            for raw in list {
+                let (line, column) = location(raw);
+                out.push(Example {
+                    rule: rule.to_string(),
+                    command: raw.value.clone(),
+                    allow,
+                    line,
+                    column,
+                });
+            }
+        }
     }
     out
 }

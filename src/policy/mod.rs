@@ -2,7 +2,6 @@
 //! checked against every rule's own examples. Loading from disk lives in `sys::load`.
 
 mod compile;
-mod examples;
 pub mod model;
 mod parse;
 
@@ -11,7 +10,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::grammar::Grammar;
-use crate::render::SudoersArgs;
+pub use crate::plan::Defaults;
+use crate::sudoers::SudoersArgs;
 
 pub use parse::MAX_RULES_BYTES;
 
@@ -34,13 +34,12 @@ impl PolicyError {
     }
 }
 
-/// Parse, compile and self-check a rules file. `text` is the file's content; the digest of
-/// exactly these bytes goes into every audit record.
-pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-    let model = parse::parse_model(text)?;
-    let policy = compile::compile(&model, text)?;
-    examples::check(&policy, &model)?;
-    Ok(policy)
+/// Parse and compile a rules file. `text` is the file's content; the digest of exactly these
+/// bytes goes into every audit record. The rules' own examples are not run here: that is
+/// `rules::parse`, the only way a policy reaches `decide` outside tests.
+pub fn compile(text: &str) -> Result<Policy, PolicyError> {
+    let model: model::RulesModel = parse::from_yaml(text)?;
+    compile::compile(&model, text)
 }
 
 #[derive(Debug, Clone)]
@@ -54,14 +53,20 @@ pub struct Policy {
     pub docker: Option<DockerPolicy>,
     pub programs: Vec<ProgramRule>,
     pub deploy: Option<DeployPolicy>,
+    /// Every rule's `examples`, in file order, for `rules::parse` to run.
+    pub examples: Vec<Example>,
 }
 
+/// One of a rule's examples: a command it must allow (or that must be refused).
 #[derive(Debug, Clone)]
-pub struct Defaults {
-    pub timeout: Duration,
-    pub path: String,
-    /// RLIMIT_NOFILE for every command.
-    pub open_files: u64,
+pub struct Example {
+    /// The rule id (`docker`, `deploy`, a program rule's id).
+    pub rule: String,
+    pub command: String,
+    /// Listed under `allow:` (else under `refuse:`).
+    pub allow: bool,
+    pub line: u64,
+    pub column: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +143,7 @@ pub struct DockerPolicy {
     /// Subcommand -> allowed option (canonical long name).
     pub subcommands: BTreeMap<String, BTreeSet<String>>,
     /// Subcommands allowed as `sudo docker ...`, each with the sudoers expressions for its
-    /// arguments (`render::docker_regexes`), built once here.
+    /// arguments (`sudoers::docker_regexes`), built once here.
     pub sudo_subcommands: BTreeMap<String, Vec<SudoersArgs>>,
     pub networks: Vec<String>,
     pub publish_addresses: Vec<String>,
@@ -168,7 +173,7 @@ pub struct ProgramRule {
     pub timeout: Duration,
     /// The program reads the agent's stdin.
     pub stdin: bool,
-    /// For a sudo rule, the sudoers expression for its arguments (`render::program_regex`),
+    /// For a sudo rule, the sudoers expression for its arguments (`sudoers::program_regex`),
     /// built once here: `render sudoers` prints it and the gateway checks sudo commands with it.
     pub sudoers_args: Option<SudoersArgs>,
 }

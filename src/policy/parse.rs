@@ -4,15 +4,17 @@
 //! refused (a policy is read by humans, and an alias makes one line mean two places); tags
 //! the crate does not know are refused; the input is bounded.
 
+use serde::de::DeserializeOwned;
+
 use super::PolicyError;
-use super::model::RulesModel;
 
 pub use serde_saphyr::Spanned;
 
 /// Largest rules file accepted, in bytes.
 pub const MAX_RULES_BYTES: usize = 1 << 20;
 
-pub fn parse_model(text: &str) -> Result<RulesModel, PolicyError> {
+/// Read `text` as a `T` (the rules model), with the limits above.
+pub fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, PolicyError> {
     if text.len() > MAX_RULES_BYTES {
         return Err(PolicyError::at(
             1,

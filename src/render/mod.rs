@@ -2,10 +2,6 @@
 //! `Match User` block and the sudoers lines. Pure: each function takes the policy and the
 //! installation paths and returns the text, or why it cannot be rendered.
 
-pub mod ere;
-
-use crate::docker::spec;
-use crate::grammar::Grammar;
 use crate::policy::Policy;
 
 /// Where things are on the host, as the rendered files must name them.
@@ -224,95 +220,9 @@ pub fn deploy_step_regex(policy: &Policy, install: &Install) -> Result<String, S
         .collect();
     Ok(format!(
         "^deploy-step --rules {} --form ({}) --key [a-z0-9._-]+( --client [0-9A-Fa-f.:]+)?( --fingerprint SHA256:[A-Za-z0-9+/]+)?$",
-        ere::literal(&install.rules),
+        crate::sudoers::ere::literal(&install.rules),
         forms.join("|")
     ))
-}
-
-/// The regular expression for one program rule's arguments, its forced arguments first.
-pub fn program_regex(grammar: &Grammar, forced: &[String]) -> Result<String, String> {
-    ere::command_line(forced, &ere::tokens(grammar)?)
-}
-
-/// One sudoers expression for a command's arguments: its source, as `render sudoers` prints
-/// it, and the same expression compiled on first use. Compiling one costs about 0.1 ms, so it
-/// is done at most once per rule and only for a command that goes through sudo.
-#[derive(Debug, Clone)]
-pub struct SudoersArgs {
-    pub source: String,
-    compiled: std::sync::OnceLock<Option<regex::Regex>>,
-}
-
-impl SudoersArgs {
-    pub fn new(source: String) -> Self {
-        Self {
-            source,
-            compiled: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// Would sudo accept this argument line (the arguments joined by single spaces)?
-    fn accepts(&self, line: &str) -> bool {
-        self.compiled
-            .get_or_init(|| regex::Regex::new(&self.source).ok())
-            .as_ref()
-            .is_some_and(|re| re.is_match(line))
-    }
-}
-
-/// Would the sudoers lines rendered for this command accept `args` (everything after the
-/// program path)? sudo joins the arguments with spaces and matches the whole line; an
-/// empty list matches only the `""` line, which is rendered when the grammar allows it.
-pub fn sudo_accepts(expressions: &[SudoersArgs], args: &[String]) -> bool {
-    let line = args.join(" ");
-    expressions.iter().any(|e| e.accepts(&line))
-}
-
-/// `sudo docker SUB ...`: the subcommand's `allowed` options (long names), any values
-/// without spaces, and operands that are not options.
-pub fn docker_regexes(
-    allowed: &std::collections::BTreeSet<String>,
-    sub: &str,
-) -> Result<Vec<SudoersArgs>, String> {
-    let table: &[spec::Opt] = spec::subcommand(sub)
-        .map(|s| s.options)
-        .ok_or_else(|| format!("`sudo docker {sub}` cannot be rendered for sudoers"))?;
-    let mut flags = String::new();
-    let mut alts = Vec::new();
-    for opt in table.iter().filter(|o| allowed.contains(o.name())) {
-        let value = "[^ ]+";
-        for name in opt.names {
-            let name = ere::literal(name);
-            match opt.kind {
-                spec::Kind::Flag => alts.push(format!("--{name}(=(true|false))?")),
-                _ => {
-                    alts.push(format!("--{name}={value}"));
-                    alts.push(format!("--{name} {value}"));
-                }
-            }
-        }
-        match (opt.short, opt.kind) {
-            (Some(s), spec::Kind::Flag) => flags.push(s),
-            (Some(s), _) => {
-                alts.push(format!("-{s}=?{value}"));
-                alts.push(format!("-{s} {value}"));
-            }
-            (None, _) => {}
-        }
-    }
-    if !flags.is_empty() {
-        alts.push(format!("-[{flags}]+"));
-    }
-    alts.push("[^ -][^ ]*".to_string());
-    let mut prefixes = vec![sub.split(' ').map(String::from).collect::<Vec<_>>()];
-    if sub == "system info" {
-        prefixes.push(vec!["info".to_string()]);
-    }
-    let mut out = Vec::new();
-    for prefix in prefixes {
-        out.push(SudoersArgs::new(ere::command_line(&prefix, &alts)?));
-    }
-    Ok(out)
 }
 
 /// Escape what sudoers reads specially inside a command's arguments.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::approval::Binding;
+use crate::deploy::request::Binding;
 use crate::digest::hex;
 
 const MAX_FILES: u64 = 100_000;

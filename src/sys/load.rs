@@ -33,7 +33,7 @@ pub enum LoadError {
 /// (`FILE:LINE:COL: message` for an error in the rules themselves).
 pub fn policy(path: &Path, require_root: bool) -> Result<crate::policy::Policy, String> {
     let text = read_rules(path, require_root).map_err(|e| e.to_string())?;
-    crate::policy::parse(&text).map_err(|e| format!("{}:{e}", path.display()))
+    crate::rules::parse(&text).map_err(|e| format!("{}:{e}", path.display()))
 }
 
 /// Read the rules file. With `require_root`, refuse a file root does not own or others may write.

@@ -1,8 +1,10 @@
-//! Effects: reading the rules from disk, starting the one process, writing to syslog, the
-//! approval store and the flake's state on disk.
+//! Effects: reading the rules from disk, starting processes (the only place that does),
+//! writing to syslog, the approval store, the flake's state on disk, and the host's facts
+//! (clock, host name, sudo user).
 
 pub mod exec;
 pub mod flake;
+pub mod host;
 pub mod load;
 pub mod store;
 pub mod syslog;

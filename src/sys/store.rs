@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::approval::{Damage, Request, valid_id};
+use crate::deploy::request::{Damage, DeployRequest, valid_id};
 
 /// A record is a few kilobytes; anything larger is not one.
 const MAX_RECORD: u64 = 1 << 20;
@@ -118,7 +118,7 @@ impl Store {
     }
 
     /// One request, whole and consistent, or why not.
-    pub fn load(&self, id: &str) -> Result<Request, StoreError> {
+    pub fn load(&self, id: &str) -> Result<DeployRequest, StoreError> {
         if !valid_id(id) {
             return Err(StoreError::NoSuchRequest(id.to_string()));
         }
@@ -141,7 +141,7 @@ impl Store {
         file.take(MAX_RECORD)
             .read_to_string(&mut text)
             .map_err(|e| damaged(Damage::Unreadable(e.to_string())))?;
-        Request::from_json(&text, id).map_err(damaged)
+        DeployRequest::from_json(&text, id).map_err(damaged)
     }
 
     /// Every request id in the store, sorted.
@@ -161,7 +161,7 @@ impl Store {
 
     /// Write a record whole: a temporary file, synced, renamed over the old one, and the
     /// directory synced so the rename survives a crash. Call with the lock held.
-    pub fn save(&self, request: &Request, _lock: &Locked) -> Result<(), StoreError> {
+    pub fn save(&self, request: &DeployRequest, _lock: &Locked) -> Result<(), StoreError> {
         if !valid_id(&request.id) {
             return Err(StoreError::NoSuchRequest(request.id.clone()));
         }
@@ -213,7 +213,7 @@ impl Store {
         &self,
         now: u64,
         lock: &Locked,
-        mut record: impl FnMut(&Request) -> Result<(), String>,
+        mut record: impl FnMut(&DeployRequest) -> Result<(), String>,
     ) -> Result<(), String> {
         let _ = self.tidy(now, lock);
         for id in self.ids().map_err(|e| e.to_string())? {

@@ -4,7 +4,8 @@
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
-use crate::audit::{AuditRecord, Severity};
+use crate::audit::{AuditRecord, Origin, Severity};
+use crate::deploy::request::DeployRequest;
 use crate::policy::AuditFormat;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,24 @@ impl Syslog {
         sent.map_err(|e| AuditError {
             socket: self.socket.clone(),
             message: e.to_string(),
+        })
+    }
+
+    /// One record of a deploy request's life, stamped now; the error is the message for
+    /// whoever acts (the waiting agent, the operator), who must then stop.
+    pub fn write_request(
+        &mut self,
+        origin: &mut Origin,
+        event: &'static str,
+        request: &DeployRequest,
+        extra: &[(&'static str, String)],
+    ) -> Result<(), String> {
+        origin.time = super::host::now();
+        let record = AuditRecord::approval(event, origin, request, extra);
+        self.write(&record).map_err(|e| {
+            format!(
+                "the audit log cannot be written ({e}); nothing about a deploy happens without its record"
+            )
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The root-side approval step: `agent-gate deploy-step`, started by the gateway through sudo
-//! (the one sudoers line `render sudoers` writes for deploys). It trusts nothing it is given:
+//! (the one sudoers line `render sudoers` writes for deploys): the root side of `deploy`. It trusts nothing it is given:
 //! it reads the rules itself, builds the deploy's plan itself, and binds it to the flake as it
 //! is on disk now. Then, holding the store's lock:
 //! - an approved request of this key with the same digest is consumed, and the deploy runs;
@@ -15,14 +15,16 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::app::{EXIT_ASK, EXIT_CONFIG, EXIT_NOT_STARTED, EXIT_REFUSED, hostname, now, say};
-use crate::approval::{self, Binding, Request, State, command_line};
-use crate::audit::{AuditRecord, Origin, rfc3339};
+use super::exit::{EXIT_ASK, EXIT_CONFIG, EXIT_NOT_STARTED, EXIT_REFUSED, EXIT_SIGNALLED};
+use super::say;
+use crate::audit::{Origin, rfc3339};
 use crate::cli::DeployStep;
+use crate::deploy::request::{self, Binding, DeployRequest, State, command_line};
 use crate::deploy::{Asker, Form, root_plan};
 use crate::plan::ExecPlan;
 use crate::policy::{DeployPolicy, Policy};
 use crate::sys::exec::{self, Interrupts};
+use crate::sys::host::{self, unix_now};
 use crate::sys::store::{Locked, Store};
 use crate::sys::{flake, load, syslog::Syslog};
 
@@ -42,13 +44,6 @@ fn refused(message: impl Into<String>) -> Stop {
     Stop(EXIT_REFUSED, message.into())
 }
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 /// The approval step's view of the world, once everything it needs is in hand.
 struct Ctx<'a> {
     deploy: &'a DeployPolicy,
@@ -60,31 +55,15 @@ struct Ctx<'a> {
     store: Store,
 }
 
-/// Write one record of a request's life; an error is the message for whoever acts.
-pub fn write_record(
-    audit: &mut Syslog,
-    origin: &mut Origin,
-    event: &'static str,
-    r: &Request,
-    extra: &[(&'static str, String)],
-) -> Result<(), String> {
-    origin.time = now();
-    let record = AuditRecord::approval(event, origin, r, extra);
-    audit.write(&record).map_err(|e| {
-        format!(
-            "the audit log cannot be written ({e}); nothing about a deploy happens without its record"
-        )
-    })
-}
-
 impl Ctx<'_> {
     fn record(
         &mut self,
         event: &'static str,
-        r: &Request,
+        r: &DeployRequest,
         extra: &[(&'static str, String)],
     ) -> Step<()> {
-        write_record(&mut self.audit, &mut self.origin, event, r, extra)
+        self.audit
+            .write_request(&mut self.origin, event, r, extra)
             .map_err(|m| refused(format!("refused: {m}")))
     }
 
@@ -114,7 +93,7 @@ pub fn run(args: &DeployStep, err: &mut dyn Write) -> i32 {
 }
 
 fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
-    if !nix::unistd::Uid::effective().is_root() {
+    if !host::is_root() {
         return Err(refused(
             "refused: the deploy step runs as root, started by the gateway through sudo; nothing was filed",
         ));
@@ -159,15 +138,12 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
         client: args.client,
         fingerprint: args.fingerprint.clone(),
     };
-    let origin = Origin {
-        time: now(),
-        host: hostname(),
-        key: asker.key.clone(),
-        fingerprint: asker.fingerprint.clone(),
-        client: asker.client.map(|c| c.to_string()),
-        pid: std::process::id(),
-        rules_digest: policy.digest.clone(),
-    };
+    let origin = host::origin(
+        &asker.key,
+        asker.fingerprint.clone(),
+        asker.client,
+        &policy.digest,
+    );
     let audit = Syslog::connect(&policy.audit.socket, policy.audit.format).map_err(|e| {
         refused(format!(
             "refused: the audit log cannot be written ({e}); nothing about a deploy happens without its record"
@@ -189,7 +165,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
         store,
     };
     let binding = ctx.binding()?;
-    let digest = approval::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
+    let digest = request::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
     match find_or_file(&mut ctx, binding, &digest, form)? {
         Found::Approved(request) => execute(&mut ctx, request, err),
         Found::Open { request, new } => {
@@ -210,8 +186,8 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
 }
 
 enum Found {
-    Approved(Request),
-    Open { request: Request, new: bool },
+    Approved(DeployRequest),
+    Open { request: DeployRequest, new: bool },
 }
 
 /// Under the lock: mark what has expired, then use an approval, join an open request or
@@ -222,7 +198,7 @@ fn find_or_file(ctx: &mut Ctx, binding: Binding, digest: &str, form: Form) -> St
     let (audit, origin) = (&mut ctx.audit, &mut ctx.origin);
     ctx.store
         .sweep(now, &lock, |r| {
-            write_record(audit, origin, "expired", r, &[])
+            audit.write_request(origin, "expired", r, &[])
         })
         .map_err(|m| refused(format!("refused: {m}")))?;
     let ids = ctx
@@ -255,12 +231,12 @@ fn find_or_file(ctx: &mut Ctx, binding: Binding, digest: &str, form: Form) -> St
         .store
         .new_id(&lock)
         .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))?;
-    let request = Request::file(
+    let request = DeployRequest::file(
         id,
         now,
         ctx.expire_seconds(),
         &ctx.asker,
-        sudo_uid(),
+        host::sudo_uid(),
         form.word(),
         &ctx.plan,
         binding,
@@ -275,13 +251,13 @@ fn find_or_file(ctx: &mut Ctx, binding: Binding, digest: &str, form: Form) -> St
     Ok(Found::Open { request, new: true })
 }
 
-/// sudo says who started it; root itself has none.
-fn sudo_uid() -> Option<u32> {
-    std::env::var("SUDO_UID").ok().and_then(|u| u.parse().ok())
-}
-
 /// Use the approval up, under the lock; the record says so before anything runs.
-fn consume(ctx: &mut Ctx, lock: &Locked, mut request: Request, now: u64) -> Step<Request> {
+fn consume(
+    ctx: &mut Ctx,
+    lock: &Locked,
+    mut request: DeployRequest,
+    now: u64,
+) -> Step<DeployRequest> {
     request.consume(now);
     ctx.store
         .save(&request, lock)
@@ -294,7 +270,7 @@ fn consume(ctx: &mut Ctx, lock: &Locked, mut request: Request, now: u64) -> Step
     Ok(request)
 }
 
-fn tell_filed(ctx: &Ctx, r: &Request, new: bool, err: &mut dyn Write) {
+fn tell_filed(ctx: &Ctx, r: &DeployRequest, new: bool, err: &mut dyn Write) {
     let what = command_line(&r.argv);
     if new {
         say(
@@ -339,13 +315,19 @@ fn describe(b: &Binding) -> String {
 
 /// Run the notify program with the request as JSON on stdin. A failure is recorded and told,
 /// and changes nothing else: the request stands.
-fn notify(ctx: &mut Ctx, request: &Request, err: &mut dyn Write) {
+fn notify(ctx: &mut Ctx, request: &DeployRequest, err: &mut dyn Write) {
     let argv = &ctx.deploy.approval.notify;
     let Some((program, args)) = argv.split_first() else {
         return;
     };
     let input = request.notice(&ctx.origin.host).to_string();
-    if let Err(why) = run_notify(program, args, &ctx.policy.defaults.path, &input) {
+    if let Err(why) = exec::feed(
+        program,
+        args,
+        &ctx.policy.defaults.path,
+        &input,
+        NOTIFY_TIMEOUT,
+    ) {
         let _ = ctx.record("notify-failed", request, &[("reason", why.clone())]);
         say(
             err,
@@ -356,45 +338,8 @@ fn notify(ctx: &mut Ctx, request: &Request, err: &mut dyn Write) {
     }
 }
 
-fn run_notify(program: &str, args: &[String], path: &str, input: &str) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(program)
-        .args(args)
-        .env_clear()
-        .env("PATH", path)
-        .env("LANG", "C.UTF-8")
-        .current_dir("/")
-        .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("{program} ended with {status}")),
-            Ok(None) if started.elapsed() >= NOTIFY_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{program} did not finish within {}s",
-                    NOTIFY_TIMEOUT.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("{program}: {e}")),
-        }
-    }
-}
-
 /// Wait for the human, bounded; say every `PROGRESS` that it still waits.
-fn wait(ctx: &mut Ctx, request: Request, err: &mut dyn Write) -> Step<i32> {
+fn wait(ctx: &mut Ctx, request: DeployRequest, err: &mut dyn Write) -> Step<i32> {
     let limit = ctx.deploy.approval.wait;
     let id = request.id.clone();
     say(
@@ -419,7 +364,7 @@ fn wait(ctx: &mut Ctx, request: Request, err: &mut dyn Write) -> Step<i32> {
                     "stopped ({sig}) while waiting; request {id} stays pending until it expires."
                 ),
             );
-            return Ok(128 + sig as i32);
+            return Ok(EXIT_SIGNALLED + sig as i32);
         }
         let now = unix_now();
         let current = ctx
@@ -506,7 +451,7 @@ fn minutes(d: Duration) -> String {
 /// under the lock, and run.
 fn run_approved(ctx: &mut Ctx, id: &str, err: &mut dyn Write) -> Step<i32> {
     let binding = ctx.binding()?;
-    let live = approval::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
+    let live = request::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
     let lock = ctx.lock()?;
     let now = unix_now();
     let request = ctx
@@ -530,7 +475,7 @@ fn run_approved(ctx: &mut Ctx, id: &str, err: &mut dyn Write) -> Step<i32> {
 }
 
 /// The deploy itself, as root, with its finish recorded in the store and the audit log.
-fn execute(ctx: &mut Ctx, request: Request, err: &mut dyn Write) -> Step<i32> {
+fn execute(ctx: &mut Ctx, request: DeployRequest, err: &mut dyn Write) -> Step<i32> {
     say(
         err,
         &format!(

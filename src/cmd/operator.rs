@@ -6,45 +6,18 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use crate::app::{EXIT_CONFIG, EXIT_REFUSED, hostname, now};
-use crate::approval::{Request, State, command_line};
+use super::exit::{EXIT_CONFIG, EXIT_REFUSED};
 use crate::audit::{Origin, rfc3339};
 use crate::cli::{Approve, Deny, Pending};
-use crate::deploy_step::{unix_now, write_record};
+use crate::deploy::request::{DeployRequest, State, command_line};
 use crate::escape::{for_terminal, one_line};
 use crate::policy::{ApprovalPolicy, Policy};
+use crate::sys::host::{self, operator_name, unix_now};
 use crate::sys::store::Store;
 use crate::sys::{flake, syslog::Syslog};
 
 fn print(out: &mut dyn Write, text: &str) {
     let _ = writeln!(out, "{}", for_terminal(text));
-}
-
-/// Who decides: the sudo user when there is one, else the login user, else the account.
-pub fn operator_name() -> String {
-    let plain = |name: &str| {
-        !name.is_empty()
-            && name.len() <= 32
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-    };
-    if let Ok(user) = std::env::var("SUDO_USER")
-        && plain(&user)
-    {
-        return user;
-    }
-    let login = std::fs::read_to_string("/proc/self/loginuid")
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok())
-        .filter(|uid| *uid != u32::MAX);
-    let uid = login.unwrap_or_else(|| nix::unistd::getuid().as_raw());
-    nix::unistd::User::from_uid(uid.into())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .filter(|n| plain(n))
-        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 struct Desk {
@@ -62,7 +35,7 @@ impl Desk {
 
 /// Root, the rules, the store and the audit log, or the reason and exit code.
 fn open(rules: &Path, what: &str) -> Result<Desk, (i32, String)> {
-    if !nix::unistd::Uid::effective().is_root() {
+    if !host::is_root() {
         return Err((
             EXIT_REFUSED,
             format!(
@@ -87,15 +60,7 @@ fn open(rules: &Path, what: &str) -> Result<Desk, (i32, String)> {
             ),
         )
     })?;
-    let origin = Origin {
-        time: now(),
-        host: hostname(),
-        key: "-".into(),
-        fingerprint: None,
-        client: None,
-        pid: std::process::id(),
-        rules_digest: policy.digest.clone(),
-    };
+    let origin = host::origin("-", None, None, &policy.digest);
     Ok(Desk {
         policy,
         store,
@@ -116,7 +81,7 @@ fn sweep(desk: &mut Desk) -> Result<(), (i32, String)> {
     let (audit, origin) = (&mut desk.audit, &mut desk.origin);
     desk.store
         .sweep(now, &lock, |r| {
-            write_record(audit, origin, "expired", r, &[])
+            audit.write_request(origin, "expired", r, &[])
         })
         .map_err(|m| (EXIT_REFUSED, m))
 }
@@ -130,7 +95,7 @@ fn age(seconds: u64) -> String {
 }
 
 /// A request as the operator reads it before deciding.
-pub fn show(r: &Request, now: u64) -> String {
+pub fn show(r: &DeployRequest, now: u64) -> String {
     let b = &r.binding;
     let v = |text: &str| one_line(text);
     let mut lines = vec![format!(
@@ -304,13 +269,10 @@ pub fn approve(
         request.approve(&by, unix_now(), expire);
         desk.store.save(&request, &lock).map_err(config)?;
         let extra = [("by", by.clone())];
-        if let Err(m) = write_record(
-            &mut desk.audit,
-            &mut desk.origin,
-            "approved",
-            &request,
-            &extra,
-        ) {
+        if let Err(m) = desk
+            .audit
+            .write_request(&mut desk.origin, "approved", &request, &extra)
+        {
             request.revert_to_pending(pending_until);
             let _ = desk.store.save(&request, &lock);
             return Err(refuse(format!("{m}; the request is pending again")));
@@ -344,13 +306,10 @@ pub fn deny(args: &Deny, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         request.deny(&by, unix_now(), &args.reason);
         desk.store.save(&request, &lock).map_err(config)?;
         let extra = [("by", by.clone()), ("reason", args.reason.clone())];
-        if let Err(m) = write_record(
-            &mut desk.audit,
-            &mut desk.origin,
-            "denied",
-            &request,
-            &extra,
-        ) {
+        if let Err(m) = desk
+            .audit
+            .write_request(&mut desk.origin, "denied", &request, &extra)
+        {
             let _ = desk.store.save(&before, &lock);
             return Err(refuse(format!("{m}; the request is as it was")));
         }
@@ -368,12 +327,12 @@ pub fn deny(args: &Deny, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::Binding;
+    use crate::deploy::request::Binding;
     use crate::deploy::{Asker, Form, root_plan};
 
     #[test]
     fn what_the_operator_reads_cannot_hide_or_forge_anything() {
-        let policy = crate::policy::parse(
+        let policy = crate::rules::parse(
             "version: 1\nsudo: /usr/bin/sudo\nkeys: {hermes: {may: [deploy]}}\ndeploy: {flake: /etc/nixos, nh: /bin/nh}\n",
         )
         .unwrap();
@@ -390,7 +349,8 @@ mod tests {
             tree: "sha256:bb".into(),
             files: 1,
         };
-        let mut r = Request::file("0a1b2c3d".into(), 0, 60, &asker, None, "nh", &plan, binding);
+        let mut r =
+            DeployRequest::file("0a1b2c3d".into(), 0, 60, &asker, None, "nh", &plan, binding);
         r.deny("root", 5, "no\u{7}");
         let shown = show(&r, 10);
         assert!(

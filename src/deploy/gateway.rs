@@ -1,14 +1,12 @@
-//! Deploys: exactly `nh os switch [FLAKE]` and `nixos-rebuild switch --flake FLAKE`, on the
-//! one configured flake, optionally written with `sudo` in front. Always `ask`.
-//!
-//! The plan of an `ask` is what runs as root once a human approved it. The gateway, as the
-//! agent's account, never runs it: it starts the approval step (`agent-gate deploy-step`)
-//! through sudo, and that root-side step files the request, waits, re-verifies the approval
-//! and runs the plan (see `approval`).
+//! The agent's side of a deploy, as the gateway sees it: exactly `nh os switch [FLAKE]` and
+//! `nixos-rebuild switch --flake FLAKE`, on the one configured flake, optionally written with
+//! `sudo` in front, are `ask`. The gateway, as the agent's account, never runs the deploy: it
+//! starts the root-side step (`step_plan`) through sudo.
 
-use crate::decide::{Classified, Refusal, Tier};
+use super::{Asker, Form, root_plan};
 use crate::plan::ExecPlan;
 use crate::policy::Policy;
+use crate::verdict::{Classified, Refusal, Tier};
 
 pub fn check(policy: &Policy, program: &str, args: &[String]) -> Result<Classified, Refusal> {
     let Some(deploy) = &policy.deploy else {
@@ -94,73 +92,11 @@ pub fn accepted_forms(policy: &Policy) -> Vec<String> {
     forms
 }
 
-/// The two deploy commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Form {
-    Nh,
-    NixosRebuild,
-}
-
-impl Form {
-    pub const ALL: [Form; 2] = [Form::Nh, Form::NixosRebuild];
-
-    /// The word for it on the approval step's command line and in records.
-    pub fn word(self) -> &'static str {
-        match self {
-            Form::Nh => "nh",
-            Form::NixosRebuild => "nixos-rebuild",
-        }
-    }
-
-    pub fn from_word(word: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.word() == word)
-    }
-}
-
-/// What runs as root for this form of deploy, when the rules configure it. nh refuses to run
-/// as root unless told it is meant (`--bypass-root-check`); as root it needs no sudo of its own.
-pub fn root_plan(policy: &Policy, form: Form) -> Option<ExecPlan> {
-    let deploy = policy.deploy.as_ref()?;
-    let flake = deploy.flake.clone();
-    let (program, args) = match form {
-        Form::Nh => (
-            deploy.nh.as_ref()?,
-            vec![
-                "os".into(),
-                "switch".into(),
-                "--bypass-root-check".into(),
-                flake,
-            ],
-        ),
-        Form::NixosRebuild => (
-            deploy.nixos_rebuild.as_ref()?,
-            vec!["switch".into(), "--flake".into(), flake],
-        ),
-    };
-    let env = [("HOME".to_string(), "/root".to_string())];
-    Some(ExecPlan::new(
-        policy,
-        None,
-        program,
-        args,
-        &env,
-        deploy.timeout,
-    ))
-}
-
 /// Which deploy an `ask` plan is.
 pub fn form_of(policy: &Policy, plan: &ExecPlan) -> Option<Form> {
     Form::ALL
         .into_iter()
         .find(|form| root_plan(policy, *form).as_ref() == Some(plan))
-}
-
-/// Who asked, as the gateway saw it: passed to the approval step for its records.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Asker {
-    pub key: String,
-    pub client: Option<std::net::IpAddr>,
-    pub fingerprint: Option<String>,
 }
 
 /// What the gateway runs for an `ask`: `sudo -n -- GATE deploy-step --rules RULES --form F
@@ -187,5 +123,12 @@ pub fn step_plan(
         args.extend(["--fingerprint".to_string(), fp.clone()]);
     }
     let timeout = deploy.approval.wait + deploy.timeout + std::time::Duration::from_secs(60);
-    Some(ExecPlan::new(policy, Some(sudo), gate, args, &[], timeout))
+    Some(ExecPlan::new(
+        &policy.defaults,
+        Some(sudo),
+        gate,
+        args,
+        &[],
+        timeout,
+    ))
 }

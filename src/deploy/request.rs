@@ -60,7 +60,7 @@ pub struct Binding {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Request {
+pub struct DeployRequest {
     pub format: u32,
     pub id: String,
     pub state: State,
@@ -124,14 +124,14 @@ pub enum Damage {
     Digest,
 }
 
-impl Request {
+impl DeployRequest {
     /// A new pending request, expiring `expire` seconds from `now`.
     #[allow(clippy::too_many_arguments)]
     pub fn file(
         id: String,
         now: u64,
         expire: u64,
-        asker: &crate::deploy::Asker,
+        asker: &super::Asker,
         filed_by_uid: Option<u32>,
         form: &str,
         plan: &crate::plan::ExecPlan,
@@ -186,7 +186,7 @@ impl Request {
 
     /// Read a stored record and refuse it unless it is whole and consistent.
     pub fn from_json(text: &str, id: &str) -> Result<Self, Damage> {
-        let request: Request =
+        let request: DeployRequest =
             serde_json::from_str(text).map_err(|e| Damage::Unreadable(e.to_string()))?;
         if request.format != FORMAT {
             return Err(Damage::Format(request.format));
@@ -320,8 +320,8 @@ mod tests {
         }
     }
 
-    fn request() -> Request {
-        let policy = crate::policy::parse(
+    fn request() -> DeployRequest {
+        let policy = crate::rules::parse(
             "version: 1\nsudo: /usr/bin/sudo\nkeys: {hermes: {may: [deploy]}}\ndeploy: {flake: /etc/nixos, nh: /bin/nh}\n",
         )
         .unwrap();
@@ -331,7 +331,7 @@ mod tests {
             client: "10.0.0.2".parse().ok(),
             fingerprint: None,
         };
-        Request::file(
+        DeployRequest::file(
             "0a1b2c3d".into(),
             1000,
             1800,
@@ -346,25 +346,28 @@ mod tests {
     #[test]
     fn a_record_survives_the_round_trip_and_nothing_else_does() {
         let r = request();
-        assert_eq!(Request::from_json(&r.to_json(), "0a1b2c3d"), Ok(r.clone()));
         assert_eq!(
-            Request::from_json(&r.to_json(), "ffffffff"),
+            DeployRequest::from_json(&r.to_json(), "0a1b2c3d"),
+            Ok(r.clone())
+        );
+        assert_eq!(
+            DeployRequest::from_json(&r.to_json(), "ffffffff"),
             Err(Damage::Id)
         );
         let text = r.to_json();
         let half = &text[..text.len() / 2];
         assert!(matches!(
-            Request::from_json(half, "0a1b2c3d"),
+            DeployRequest::from_json(half, "0a1b2c3d"),
             Err(Damage::Unreadable(_))
         ));
         let approved = text.replace("\"pending\"", "\"approved\"");
         assert_eq!(
-            Request::from_json(&approved, "0a1b2c3d"),
+            DeployRequest::from_json(&approved, "0a1b2c3d"),
             Err(Damage::Checksum)
         );
         let extra = text.replacen('{', "{\"note\": 1,", 1);
         assert!(matches!(
-            Request::from_json(&extra, "0a1b2c3d"),
+            DeployRequest::from_json(&extra, "0a1b2c3d"),
             Err(Damage::Unreadable(_))
         ));
     }
@@ -375,7 +378,7 @@ mod tests {
         r.argv.push("--impure".into());
         r.seal();
         assert_eq!(
-            Request::from_json(&r.to_json(), "0a1b2c3d"),
+            DeployRequest::from_json(&r.to_json(), "0a1b2c3d"),
             Err(Damage::Digest)
         );
     }
@@ -422,7 +425,7 @@ mod tests {
         assert!(!r.runs(&d, "hermes", 2101), "used once");
         assert!(!r.is_expired(9999), "final states do not expire");
         r.finish("exited 0");
-        assert_eq!(Request::from_json(&r.to_json(), "0a1b2c3d"), Ok(r));
+        assert_eq!(DeployRequest::from_json(&r.to_json(), "0a1b2c3d"), Ok(r));
     }
 
     #[test]

@@ -1,0 +1,148 @@
+//! `explain`, `check` and `list`: read the rules as the operator names them and run nothing.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use super::exit::EXIT_CONFIG;
+use super::load_for_operator;
+use crate::cli::Explain;
+use crate::decide::{Request, decide};
+use crate::escape::for_terminal;
+use crate::verdict::{Decision, Outcome};
+
+pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match load_for_operator(path, err) {
+        Some(policy) => {
+            let _ = writeln!(
+                out,
+                "{}: ok ({} keys, {} rules, {})",
+                path.display(),
+                policy.keys.len(),
+                policy.rule_ids().len(),
+                policy.digest
+            );
+            0
+        }
+        None => EXIT_CONFIG,
+    }
+}
+
+pub fn list(rules: &Path, key: &str, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match load_for_operator(rules, err) {
+        Some(policy) => {
+            let _ = out.write_all(crate::list::render(&policy, key).as_bytes());
+            0
+        }
+        None => EXIT_CONFIG,
+    }
+}
+
+pub fn explain(
+    args: &Explain,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let Some(policy) = load_for_operator(&args.rules, err) else {
+        return EXIT_CONFIG;
+    };
+    // Without --fingerprint, explain assumes the agent used the key registered for the label.
+    let pinned = policy
+        .keys
+        .get(&args.key)
+        .and_then(|k| k.public_key.as_ref())
+        .map(|(_, fp)| fp.as_str());
+    let fingerprint = args.fingerprint.as_deref().or(pinned);
+    let one = |raw: &str| {
+        decide(
+            &policy,
+            &Request {
+                raw,
+                key: Some(&args.key),
+                by_key: false,
+                client: args.client,
+                fingerprint,
+            },
+        )
+    };
+    if !args.batch {
+        let raw = args.command.clone().unwrap_or_default();
+        let decision = one(&raw);
+        let text = if args.json {
+            to_json(&decision).to_string()
+        } else {
+            human(&decision)
+        };
+        let _ = writeln!(out, "{text}");
+        return 0;
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) => return 0,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(err, "reading stdin: {e}");
+                return EXIT_CONFIG;
+            }
+        }
+        let answer = match serde_json::from_str::<String>(line.trim_end_matches(['\n', '\r'])) {
+            Ok(raw) => to_json(&one(&raw)),
+            Err(e) => serde_json::json!({
+                "decision": "refuse",
+                "rule": "batch",
+                "reason": format!("this input line is not a JSON string: {e}"),
+            }),
+        };
+        if writeln!(out, "{answer}").is_err() {
+            return 0;
+        }
+    }
+}
+
+pub fn to_json(d: &Decision) -> serde_json::Value {
+    use serde_json::Value;
+    let mut v = serde_json::Map::new();
+    v.insert("decision".into(), d.decision_word().into());
+    v.insert("rule".into(), d.rule.clone().into());
+    v.insert("reason".into(), d.reason.clone().into());
+    v.insert("argv".into(), d.argv.clone().into());
+    if let Some(hint) = &d.hint {
+        v.insert("hint".into(), hint.clone().into());
+    }
+    if let Some(plan) = d.plan() {
+        v.insert("exec".into(), plan.argv().to_vec().into());
+        let env: serde_json::Map<String, Value> = plan
+            .env()
+            .iter()
+            .map(|(k, val)| (k.clone(), val.clone().into()))
+            .collect();
+        v.insert("env".into(), env.into());
+    }
+    if d.outcome == Outcome::Help {
+        v.insert("builtin".into(), "list".into());
+    }
+    Value::Object(v)
+}
+
+fn human(d: &Decision) -> String {
+    let mut text = format!(
+        "decision: {}\nrule: {}\nreason: {}",
+        d.decision_word(),
+        d.rule,
+        d.reason
+    );
+    if let Some(hint) = &d.hint {
+        text.push_str(&format!("\ninstead: {hint}"));
+    }
+    match &d.outcome {
+        Outcome::Ask(plan) => text.push_str(&format!(
+            "\nexec (as root, once a human approves it): {}",
+            plan.argv().join(" ")
+        )),
+        Outcome::Allow(plan) => text.push_str(&format!("\nexec: {}", plan.argv().join(" "))),
+        _ => {}
+    }
+    for_terminal(&text)
+}

@@ -1,0 +1,172 @@
+//! Forced mode, what sshd runs for the agent's key: read the rules, decide, write the
+//! decision's record, run the plan, write the finish record, exit with the child's status.
+//! Output to the agent goes through `escape::for_terminal`; write errors (a closed pipe) are
+//! ignored rather than allowed to panic.
+
+use std::io::Write;
+use std::time::Instant;
+
+use super::exit::{EXIT_CONFIG, EXIT_NOT_STARTED, EXIT_REFUSED, EXIT_SYNTAX};
+use super::say;
+use crate::audit::{AuditRecord, Origin};
+use crate::decide::{Request, decide};
+use crate::deploy::{Asker, gateway};
+use crate::invocation::{Entry, Invocation};
+use crate::plan::ExecPlan;
+use crate::policy::AuditFormat;
+use crate::sys::{exec, host, load, syslog::Syslog};
+use crate::verdict::{Decision, Outcome, RefusalKind};
+
+pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let raw = inv.command.clone().unwrap_or_default();
+    let mut origin = host::origin(
+        inv.key.as_deref().unwrap_or("-"),
+        inv.fingerprint.clone(),
+        inv.client,
+        "-",
+    );
+    let loaded = match &inv.error {
+        Some(e) => Err(e.clone()),
+        None => load::policy(&inv.rules, true),
+    };
+    let policy = match loaded {
+        Ok(policy) => policy,
+        Err(error) => {
+            let socket = inv.cli.forced.audit_socket.as_deref().unwrap_or("/dev/log");
+            let record = AuditRecord::config_error(&origin, &raw, &error);
+            let logged =
+                Syslog::connect(socket, AuditFormat::Kv).and_then(|mut s| s.write(&record));
+            say(
+                err,
+                "refused: the gateway's configuration is broken, so everything is refused; the operator has to fix it",
+            );
+            if logged.is_err() {
+                say(err, "(and the audit log is unavailable too)");
+            }
+            return EXIT_CONFIG;
+        }
+    };
+    origin.rules_digest = policy.digest.clone();
+    let socket = inv
+        .cli
+        .forced
+        .audit_socket
+        .clone()
+        .unwrap_or_else(|| policy.audit.socket.clone());
+    let request = Request {
+        raw: &raw,
+        key: inv.key.as_deref(),
+        by_key: inv.entry == Entry::LoginShell || inv.key.is_none(),
+        client: inv.client,
+        fingerprint: inv.fingerprint.as_deref(),
+    };
+    // The label the request runs under, once identity holds: what the record and `list` name.
+    let label = crate::decide::identity(&policy, &request)
+        .ok()
+        .map(|(label, _)| label.to_string());
+    if let Some(label) = &label {
+        origin.key = label.clone();
+    }
+    let decision = decide(&policy, &request);
+    let record = AuditRecord::decision(&origin, &raw, &decision);
+    let audited = Syslog::connect(&socket, policy.audit.format)
+        .and_then(|mut sink| sink.write(&record).map(|()| sink));
+    let mut sink = match audited {
+        Ok(sink) => sink,
+        Err(e) => {
+            say(
+                err,
+                &format!(
+                    "refused: the audit log cannot be written ({e}); nothing runs without its record"
+                ),
+            );
+            return EXIT_REFUSED;
+        }
+    };
+    match &decision.outcome {
+        Outcome::Refuse(kind) => {
+            tell_refusal(err, &decision);
+            if let (RefusalKind::Login, Some(label)) = (kind, &label) {
+                let _ = err.write_all(crate::list::render(&policy, label).as_bytes());
+            }
+            if *kind == RefusalKind::Syntax {
+                EXIT_SYNTAX
+            } else {
+                EXIT_REFUSED
+            }
+        }
+        Outcome::Help => {
+            let label = origin.key.as_str();
+            let _ = out.write_all(crate::list::render(&policy, label).as_bytes());
+            0
+        }
+        Outcome::Ask(plan) => {
+            // The gateway never runs a deploy: the root-side approval step does, through sudo.
+            let gate = std::env::current_exe().and_then(std::path::absolute);
+            let rules = std::path::absolute(&inv.rules);
+            let step = match (gateway::form_of(&policy, plan), gate, rules) {
+                (Some(form), Ok(gate), Ok(rules)) => gateway::step_plan(
+                    &policy,
+                    form,
+                    &gate.to_string_lossy(),
+                    &rules.to_string_lossy(),
+                    &Asker {
+                        key: origin.key.clone(),
+                        client: inv.client,
+                        fingerprint: inv.fingerprint.clone(),
+                    },
+                ),
+                _ => None,
+            };
+            let Some(step) = step else {
+                say(
+                    err,
+                    "refused: the approval step cannot be started on this host; nothing was filed and nothing ran",
+                );
+                return EXIT_REFUSED;
+            };
+            run_plan(&step, &decision.rule, &raw, &mut origin, &mut sink, err)
+        }
+        Outcome::Allow(plan) => run_plan(plan, &decision.rule, &raw, &mut origin, &mut sink, err),
+    }
+}
+
+/// Run what was decided, then write its finishing record; the exit code is the child's.
+fn run_plan(
+    plan: &ExecPlan,
+    rule: &str,
+    raw: &str,
+    origin: &mut Origin,
+    sink: &mut Syslog,
+    err: &mut dyn Write,
+) -> i32 {
+    let started = Instant::now();
+    let stdout = std::io::stdout();
+    let result = exec::run(plan, std::os::fd::AsFd::as_fd(&stdout));
+    let (status, code) = match &result {
+        Ok(finished) => (finished.describe(), finished.exit_code()),
+        Err(e) => {
+            say(
+                err,
+                &format!("the allowed program could not be started: {e}"),
+            );
+            (format!("not started: {e}"), EXIT_NOT_STARTED)
+        }
+    };
+    origin.time = host::now();
+    let record = AuditRecord::finish(origin, raw, rule, &status, started.elapsed().as_millis());
+    if let Err(e) = sink.write(&record) {
+        say(
+            err,
+            &format!("warning: the finishing audit record could not be written: {e}"),
+        );
+    }
+    code
+}
+
+fn tell_refusal(err: &mut dyn Write, decision: &Decision) {
+    say(err, &format!("refused: {}", decision.reason));
+    if let Some(hint) = &decision.hint {
+        say(err, &format!("instead: {hint}"));
+    }
+}

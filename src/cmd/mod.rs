@@ -1,0 +1,84 @@
+//! The command layer: the only code that reads the parsed command line, prints, and chooses
+//! exit codes. Each command wires the core (load, tokenize, decide, audit) to the effects in
+//! `sys` (load, exec, syslog, store, flake, host facts):
+//! - `forced`: what sshd runs for the agent's key (and `-c COMMAND`, the login shell);
+//! - `explain`: `explain`, `check` and `list`, which run nothing;
+//! - `render` and `generate`: installation pieces, the man page and completions;
+//! - `deploy_step`: the root side of a deploy, started by the gateway through sudo;
+//! - `operator`: `pending`, `approve`, `deny`, as root.
+
+mod deploy_step;
+pub mod exit;
+mod explain;
+mod forced;
+mod generate;
+mod operator;
+mod render;
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use crate::cli::Cmd;
+use crate::escape::for_terminal;
+use crate::invocation::Invocation;
+use crate::policy::Policy;
+use crate::sys::load;
+use exit::EXIT_CONFIG;
+
+pub use explain::to_json;
+
+/// The process: read the invocation, run it, return its exit code.
+pub fn main() -> i32 {
+    let invocation = match Invocation::from_env() {
+        Ok(inv) => inv,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_CONFIG } else { 0 };
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    run(
+        &invocation,
+        &mut std::io::stdin().lock(),
+        &mut out,
+        &mut err,
+    )
+}
+
+pub fn run(
+    inv: &Invocation,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    match &inv.cli.command {
+        None => forced::run(inv, out, err),
+        Some(Cmd::Explain(args)) => explain::explain(args, input, out, err),
+        Some(Cmd::Check(args)) => explain::check(&args.rules, out, err),
+        Some(Cmd::List(args)) => explain::list(&args.rules, &args.key, out, err),
+        Some(Cmd::Render(args)) => render::run(args, out, err),
+        Some(Cmd::Pending(args)) => operator::pending(args, out, err),
+        Some(Cmd::Approve(args)) => operator::approve(args, input, out, err),
+        Some(Cmd::Deny(args)) => operator::deny(args, out, err),
+        Some(Cmd::DeployStep(args)) => deploy_step::run(args, err),
+        Some(Cmd::Generate(args)) => generate::run(args.what, out, err),
+    }
+}
+
+/// One line to the agent or the operator, escaped: `agent-gate: TEXT`.
+fn say(err: &mut dyn Write, text: &str) {
+    let _ = writeln!(err, "agent-gate: {}", for_terminal(text));
+}
+
+/// `explain` and `check` read files as the operator asks: no ownership requirement, since
+/// they run nothing (the Nix build sandbox, for one, owns its files as nixbld).
+fn load_for_operator(path: &Path, err: &mut dyn Write) -> Option<Policy> {
+    match load::policy(path, false) {
+        Ok(policy) => Some(policy),
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            None
+        }
+    }
+}

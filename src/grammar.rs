@@ -7,6 +7,8 @@
 
 use regex::Regex;
 
+use crate::optscan::{self, Item, Spelling, Stop, Style};
+
 /// A typed value for an option or an operand.
 #[derive(Debug, Clone)]
 pub enum ValueType {
@@ -138,83 +140,68 @@ impl Mismatch {
     }
 }
 
+/// The scanner reads a grammar's options by their index.
+impl optscan::Table for &Grammar {
+    type Opt = usize;
+
+    fn long(&self, name: &str) -> Option<usize> {
+        self.options
+            .iter()
+            .position(|o| o.long.as_deref() == Some(name))
+    }
+
+    fn short(&self, letter: char) -> Option<usize> {
+        self.options.iter().position(|o| o.short == Some(letter))
+    }
+
+    fn takes_value(&self, which: usize) -> bool {
+        self.options.get(which).is_some_and(|o| o.value.is_some())
+    }
+}
+
 impl Grammar {
     /// Check `args` (everything after the program name) against this grammar.
     pub fn check(&self, args: &[String]) -> Result<(), Mismatch> {
         let mut counts = vec![0usize; self.options.len()];
         let mut operands: Vec<&str> = Vec::new();
-        let mut only_operands = false;
-        let mut iter = args.iter().enumerate().peekable();
-        while let Some((index, arg)) = iter.next() {
-            if only_operands || arg == "-" || !arg.starts_with('-') {
-                operands.push(arg);
-                continue;
-            }
-            if arg == "--" {
-                only_operands = true;
-                continue;
-            }
-            if let Some(long) = arg.strip_prefix("--") {
-                let (name, attached) = match long.split_once('=') {
-                    Some((name, value)) => (name, Some(value)),
-                    None => (long, None),
-                };
-                let Some(which) = self
-                    .options
-                    .iter()
-                    .position(|o| o.long.as_deref() == Some(name))
-                else {
+        for item in optscan::scan(self, Style::Getopt, args) {
+            let (index, which, value) = match item {
+                Ok((_, Item::Operand(word))) => {
+                    operands.push(word);
+                    continue;
+                }
+                Ok((index, Item::Opt { opt, value, .. })) => (index, opt, value),
+                Err((index, Stop::Unknown(Spelling::Long(name)))) => {
                     return Err(Mismatch::new(
                         index,
                         format!(
                             "option `--{name}` is not allowed (long options are spelled in full)"
                         ),
                     ));
-                };
-                let spec = self.option(which)?;
-                match (&spec.value, attached) {
-                    (None, Some(_)) => {
-                        return Err(Mismatch::new(
-                            index,
-                            format!("option `--{name}` takes no value"),
-                        ));
-                    }
-                    (None, None) => {}
-                    (Some(ty), Some(value)) => check_value(index, spec, ty, value)?,
-                    (Some(ty), None) => {
-                        let Some((_, value)) = iter.next() else {
-                            return Err(missing_value(index, spec));
-                        };
-                        check_value(index, spec, ty, value)?;
-                    }
                 }
-                bump(&mut counts, which, spec, index)?;
-                continue;
-            }
-            // A bundle of short options: `-nvL`, `-n100`, `-t nat`.
-            let bundle = arg.get(1..).unwrap_or_default();
-            for (offset, letter) in bundle.char_indices() {
-                let Some(which) = self.options.iter().position(|o| o.short == Some(letter)) else {
+                Err((index, Stop::Unknown(written))) => {
                     return Err(Mismatch::new(
                         index,
-                        format!("option `-{letter}` is not allowed"),
+                        format!("option `{written}` is not allowed"),
                     ));
-                };
-                let spec = self.option(which)?;
-                bump(&mut counts, which, spec, index)?;
-                if let Some(ty) = &spec.value {
-                    let rest = bundle.get(offset + letter.len_utf8()..).unwrap_or_default();
-                    if rest.is_empty() {
-                        let Some((_, value)) = iter.next() else {
-                            return Err(missing_value(index, spec));
-                        };
-                        check_value(index, spec, ty, value)?;
-                    } else {
-                        check_value(index, spec, ty, rest)?;
-                    }
-                    break;
                 }
+                Err((index, Stop::MissingValue(_, which))) => {
+                    return Err(missing_value(index, self.option(which)?));
+                }
+            };
+            let spec = self.option(which)?;
+            match (&spec.value, value) {
+                (None, Some(_)) => {
+                    return Err(Mismatch::new(
+                        index,
+                        format!("option `{}` takes no value", spec.display()),
+                    ));
+                }
+                (Some(ty), Some(value)) => check_value(index, spec, ty, value)?,
+                _ => {}
             }
+            // After the value, so the reason names a wrong value (`-u docker`) first.
+            bump(&mut counts, which, spec, index)?;
         }
         self.check_groups(&counts, args.len())?;
         self.check_operands(&operands, args.len())

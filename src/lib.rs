@@ -28,6 +28,7 @@ pub mod escape;
 pub mod grammar;
 pub mod invocation;
 pub mod list;
+pub mod optscan;
 pub mod plan;
 pub mod policy;
 pub mod programs;

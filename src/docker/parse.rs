@@ -4,6 +4,7 @@
 //! `docker run`, options ending at the image.
 
 use super::spec::{Kind, Opt};
+use crate::optscan::{self, Item, Stop, Style};
 use crate::verdict::Refusal;
 
 /// One option as given: its table entry, its value, and how it was written.
@@ -20,21 +21,31 @@ pub struct Parsed<'a> {
     pub operands: Vec<&'a str>,
 }
 
-fn find_long(tables: &[&'static [Opt]], name: &str) -> Option<&'static Opt> {
-    tables
-        .iter()
-        .find_map(|t| t.iter().find(|o| o.names.contains(&name)))
-}
+/// Docker's option tables, searched in order (a verb's own options shadow inherited ones).
+struct Tables<'t>(&'t [&'static [Opt]]);
 
-fn find_short(tables: &[&'static [Opt]], short: char) -> Option<&'static Opt> {
-    tables
-        .iter()
-        .find_map(|t| t.iter().find(|o| o.short == Some(short)))
+impl optscan::Table for Tables<'_> {
+    type Opt = &'static Opt;
+
+    fn long(&self, name: &str) -> Option<&'static Opt> {
+        self.0
+            .iter()
+            .find_map(|t| t.iter().find(|o| o.names.contains(&name)))
+    }
+
+    fn short(&self, letter: char) -> Option<&'static Opt> {
+        self.0
+            .iter()
+            .find_map(|t| t.iter().find(|o| o.short == Some(letter)))
+    }
+
+    fn takes_value(&self, opt: &'static Opt) -> bool {
+        matches!(opt.kind, Kind::Value(_))
+    }
 }
 
 /// Parse `args`. `tables` are searched in order (a verb's own options shadow inherited ones).
-/// With `interspersed` false, the first operand ends the options (`docker run IMAGE CMD...`);
-/// with `stop_at_first` the first operand is returned with everything after it unparsed too.
+/// With `interspersed` false, the first operand ends the options (`docker run IMAGE CMD...`).
 pub fn parse<'a>(
     what: &str,
     tables: &[&'static [Opt]],
@@ -42,99 +53,54 @@ pub fn parse<'a>(
     args: &'a [String],
 ) -> Result<Parsed<'a>, Refusal> {
     let mut parsed = Parsed::default();
-    let mut only_operands = false;
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if only_operands || arg == "-" || !arg.starts_with('-') {
-            parsed.operands.push(arg);
-            if !interspersed {
-                only_operands = true;
-            }
-            continue;
-        }
-        if arg == "--" {
-            only_operands = true;
-            continue;
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            let (name, attached) = match long.split_once('=') {
-                Some((name, value)) => (name, Some(value)),
-                None => (long, None),
-            };
-            let opt = find_long(tables, name)
-                .ok_or_else(|| Refusal::new(what, format!("{what}: unknown option `--{name}`")))?;
-            let value = match (opt.kind, attached) {
-                (Kind::Never(why), _) => return Err(never(what, &format!("--{name}"), why)),
-                (Kind::Flag, Some(_)) => {
-                    return Err(Refusal::new(
-                        what,
-                        format!("{what}: write `--{name}` without a value"),
-                    ));
-                }
-                (Kind::Flag, None) => None,
-                (Kind::Value(_), Some(v)) => Some(v),
-                (Kind::Value(_), None) => Some(next_value(what, &format!("--{name}"), &mut iter)?),
-            };
-            parsed.options.push(Given {
-                opt,
-                value,
-                written: format!("--{name}"),
-            });
-            continue;
-        }
-        let bundle = arg.get(1..).unwrap_or_default();
-        for (offset, short) in bundle.char_indices() {
-            let written = format!("-{short}");
-            let opt = find_short(tables, short)
-                .ok_or_else(|| Refusal::new(what, format!("{what}: unknown option `{written}`")))?;
-            let rest = bundle.get(offset + short.len_utf8()..).unwrap_or_default();
-            match opt.kind {
-                Kind::Never(why) => return Err(never(what, &written, why)),
-                Kind::Flag => {
-                    if rest.starts_with('=') {
+    let style = Style::Pflag { interspersed };
+    for item in optscan::scan(Tables(tables), style, args) {
+        match item {
+            Ok((_, Item::Operand(word))) => parsed.operands.push(word),
+            Ok((
+                _,
+                Item::Opt {
+                    opt,
+                    written,
+                    value,
+                },
+            )) => {
+                match (opt.kind, value) {
+                    (Kind::Never(why), _) => {
+                        return Err(Refusal::new(
+                            what,
+                            format!("{what}: `{written}` is never allowed: {why}"),
+                        ));
+                    }
+                    (Kind::Flag, Some(_)) => {
                         return Err(Refusal::new(
                             what,
                             format!("{what}: write `{written}` without a value"),
                         ));
                     }
-                    parsed.options.push(Given {
-                        opt,
-                        value: None,
-                        written,
-                    });
+                    _ => {}
                 }
-                Kind::Value(_) => {
-                    // pflag: `-v=x` and `-vx` both give `x`; a bare `-v` takes the next word.
-                    let value = match rest.strip_prefix('=') {
-                        Some(v) => v,
-                        None if !rest.is_empty() => rest,
-                        None => next_value(what, &written, &mut iter)?,
-                    };
-                    parsed.options.push(Given {
-                        opt,
-                        value: Some(value),
-                        written,
-                    });
-                    break;
-                }
+                parsed.options.push(Given {
+                    opt,
+                    value,
+                    written: written.to_string(),
+                });
+            }
+            Err((_, Stop::Unknown(written))) => {
+                return Err(Refusal::new(
+                    what,
+                    format!("{what}: unknown option `{written}`"),
+                ));
+            }
+            Err((_, Stop::MissingValue(written, _))) => {
+                return Err(Refusal::new(
+                    what,
+                    format!("{what}: option `{written}` needs a value"),
+                ));
             }
         }
     }
     Ok(parsed)
-}
-
-fn next_value<'a>(
-    what: &str,
-    written: &str,
-    iter: &mut std::slice::Iter<'a, String>,
-) -> Result<&'a str, Refusal> {
-    iter.next()
-        .map(String::as_str)
-        .ok_or_else(|| Refusal::new(what, format!("{what}: option `{written}` needs a value")))
-}
-
-fn never(what: &str, written: &str, why: &str) -> Refusal {
-    Refusal::new(what, format!("{what}: `{written}` is never allowed: {why}"))
 }
 
 #[cfg(test)]

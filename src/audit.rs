@@ -3,7 +3,7 @@
 
 use crate::digest::sha256_hex;
 
-use crate::escape::escape;
+use crate::escape::escape_within;
 use crate::policy::AuditFormat;
 use crate::verdict::{Decision, Outcome};
 
@@ -149,12 +149,13 @@ impl AuditRecord {
             .map(|(_, v)| v.as_str())
     }
 
-    /// One line: `key="value" ...` or a JSON object. Values are escaped, then bounded.
+    /// One line: `key="value" ...` or a JSON object. Each value is escaped, and cut between
+    /// two escapes at `MAX_FIELD` bytes.
     pub fn render(&self, format: AuditFormat) -> String {
         let values = self
             .fields
             .iter()
-            .map(|(name, value)| (*name, bounded(escape(value))));
+            .map(|(name, value)| (*name, escape_within(value, MAX_FIELD)));
         match format {
             AuditFormat::Kv => values
                 .map(|(n, v)| format!("{n}=\"{v}\""))
@@ -168,21 +169,6 @@ impl AuditRecord {
             }
         }
     }
-}
-
-/// Cut an escaped value at `MAX_FIELD` bytes (it is ASCII, so any cut is a char boundary).
-fn bounded(mut value: String) -> String {
-    if value.len() > MAX_FIELD {
-        value.truncate(MAX_FIELD);
-        // Never leave half an escape (`\x4`, `\`) at the end.
-        if let Some(i) = value.rfind('\\')
-            && value.len() - i < 4
-        {
-            value.truncate(i);
-        }
-        value.push_str("...[truncated]");
-    }
-    value
 }
 
 /// RFC 3339 UTC time from seconds and milliseconds since the epoch (no clock read here).
@@ -247,12 +233,18 @@ mod tests {
         assert!(line.len() < 4 * MAX_FIELD, "{}", line.len());
         assert!(line.contains("[truncated]"));
         assert!(line.contains(&sha256_hex(raw.as_bytes())));
-        let quotes = "\u{1}".repeat(3000);
-        let cut = bounded(escape(&quotes));
-        assert!(
-            cut.ends_with("\\x01...[truncated]"),
-            "{}",
-            &cut[cut.len() - 30..]
-        );
+        // The cut falls between two escapes, whatever their widths: `\\\x01` is 6 bytes, so
+        // MAX_FIELD (2048 = 6 * 341 + 2) falls just after a `\\`, which must be kept whole.
+        for text in ["\u{1}".repeat(3000), "\\\u{1}".repeat(1000)] {
+            let cut = crate::escape::escape_within(&text, MAX_FIELD);
+            let kept = cut.strip_suffix(crate::escape::CUT).unwrap();
+            assert!(kept.len() <= MAX_FIELD);
+            assert!(
+                crate::escape::escape(&text).starts_with(kept),
+                "{}",
+                &kept[kept.len() - 30..]
+            );
+            assert!(kept.ends_with("\\x01") || kept.ends_with("\\\\"), "{kept}");
+        }
     }
 }

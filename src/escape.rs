@@ -7,8 +7,18 @@ use std::fmt::Write;
 
 /// Escape `text` for a `key="value"` audit field or a terminal line.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    escape_within(text, usize::MAX)
+}
+
+/// What `escape_within` appends where it cut.
+pub const CUT: &str = "...[truncated]";
+
+/// `escape`, at most `max` bytes of it: the cut falls between two escapes, never inside one,
+/// and is marked with `CUT`.
+pub fn escape_within(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
     for byte in text.bytes() {
+        let before = out.len();
         match byte {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
@@ -16,6 +26,11 @@ pub fn escape(text: &str) -> String {
             _ => {
                 let _ = write!(out, "\\x{byte:02x}");
             }
+        }
+        if out.len() > max {
+            out.truncate(before);
+            out.push_str(CUT);
+            break;
         }
     }
     out

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use world::{World, is_root};
+use world::World;
 
 fn field<'a>(text: &'a str, name: &str) -> &'a str {
     let start = text.find(&format!("{name}=")).unwrap() + name.len() + 1;
@@ -40,6 +40,21 @@ fn the_child_leads_its_own_group_with_limits_and_no_blocked_signals() {
     assert!(text.contains("core=0 nofile=1024"), "{text}");
     // The rule does not ask for stdin: the program reads /dev/null.
     assert!(text.contains("stdin=\n"), "{text}");
+}
+
+#[test]
+fn a_program_that_cannot_be_started_is_told_and_recorded() {
+    need_root!();
+    let w = World::new();
+    // The rule names a path where nothing is installed.
+    let out = w.gate(Some("ghost")).output().unwrap();
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not be started"), "{err}");
+    let (_, decision) = w.record();
+    assert!(decision.contains(r#"decision="allow""#), "{decision}");
+    let (_, finish) = w.record();
+    assert!(finish.contains(r#"status="not started: "#), "{finish}");
 }
 
 #[test]

@@ -11,19 +11,22 @@
 //!
 //! Signals are taken synchronously: they are blocked in this thread and read from a signalfd,
 //! together with SIGCHLD, in one poll loop. No handler, no waiter thread, no `unsafe`. The
-//! standard library empties the signal mask in the child before exec, so the program starts
-//! with default signal handling.
+//! child is started with posix_spawn, which empties its signal mask and resets the signals
+//! the gateway handles, so the program starts with default signal handling.
 
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigSet, Signal, killpg};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
 use crate::plan::ExecPlan;
@@ -55,7 +58,7 @@ pub struct Finished {
     pub ending: Ending,
     pub duration: Duration,
     /// The program's own status when the group had to be ended: how it took the ending.
-    pub child: Option<ExitStatus>,
+    pub child: Option<WaitStatus>,
 }
 
 impl Finished {
@@ -72,9 +75,9 @@ impl Finished {
 
     /// One phrase for the finishing audit record.
     pub fn describe(&self) -> String {
-        let how = match self.child.map(|s| (s.code(), s.signal())) {
-            Some((Some(code), _)) => format!(" (it exited {code})"),
-            Some((None, Some(sig))) => format!(" (it died of signal {sig})"),
+        let how = match self.child {
+            Some(WaitStatus::Exited(_, code)) => format!(" (it exited {code})"),
+            Some(WaitStatus::Signaled(_, sig, _)) => format!(" (it died of signal {})", sig as i32),
             _ => String::new(),
         };
         match &self.ending {
@@ -154,30 +157,7 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
     let started = Instant::now();
     let signals = signalfd(&[Signal::SIGCHLD])?;
     limit(plan.open_files())?;
-    let mut command = Command::new(plan.program());
-    command
-        .args(plan.argv().get(1..).unwrap_or_default())
-        .env_clear()
-        .envs(plan.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir("/")
-        .process_group(0)
-        .stdin(if plan.stdin() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
-    let mut child = command.spawn()?;
-    // Never 0 or negative: killpg(0) would signal the gateway's own group.
-    let group = match i32::try_from(child.id()) {
-        Ok(pid) if pid > 0 => Pid::from_raw(pid),
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::other(
-                "the child's pid is not a process group id",
-            ));
-        }
-    };
+    let group = spawn(plan)?;
     let mut watch = Watch {
         signals,
         channel,
@@ -202,14 +182,14 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
         None => {
             // The leader has exited but is not reaped yet: its group id is still ours.
             let _ = killpg(group, Signal::SIGKILL);
-            child.wait()?
+            reap(group)?
         }
-        Some(_) => watch.end_group(&mut child)?,
+        Some(_) => watch.end_group()?,
     };
-    let ending = ending.unwrap_or_else(|| match (status.code(), status.signal()) {
-        (Some(code), _) => Ending::Exited(code),
-        (None, Some(sig)) => Ending::Signalled(sig),
-        (None, None) => Ending::Exited(1),
+    let ending = ending.unwrap_or(match status {
+        WaitStatus::Exited(_, code) => Ending::Exited(code),
+        WaitStatus::Signaled(_, sig, _) => Ending::Signalled(sig as i32),
+        _ => Ending::Exited(1),
     });
     let child = match ending {
         Ending::Exited(_) | Ending::Signalled(_) => None,
@@ -220,6 +200,70 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
         duration: started.elapsed(),
         child,
     })
+}
+
+/// Start the plan's program as the leader of a new process group, with `/` as its working
+/// directory, the plan's environment and nothing else, stdin from /dev/null unless the rule
+/// passes the agent's, no signal blocked and the signals the gateway handles back at their
+/// defaults. posix_spawn sets the mask and dispositions in the child; std's `Command` leaves
+/// the child the gateway's mask, in which the stop signals are blocked for the signalfd, and
+/// a program started that way would never see SIGTERM.
+fn spawn(plan: &ExecPlan) -> std::io::Result<Pid> {
+    let cstr =
+        |s: &str| CString::new(s).map_err(|_| std::io::Error::other("a NUL byte in the plan"));
+    let argv = plan
+        .argv()
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let env = plan
+        .env()
+        .iter()
+        .map(|(k, v)| cstr(&format!("{k}={v}")))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut actions = PosixSpawnFileActions::init().map_err(io)?;
+    // Opened close-on-exec; the dup to 0 in the child is not.
+    let null = std::fs::File::open("/dev/null")?;
+    if !plan.stdin() {
+        actions.add_dup2(null.as_raw_fd(), 0).map_err(io)?;
+    }
+    let mut attr = PosixSpawnAttr::init().map_err(io)?;
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
+    )
+    .map_err(io)?;
+    attr.set_pgroup(Pid::from_raw(0)).map_err(io)?;
+    attr.set_sigmask(&SigSet::empty()).map_err(io)?;
+    let mut defaults = SigSet::empty();
+    for sig in STOP_SIGNALS
+        .iter()
+        .chain(&[Signal::SIGCHLD, Signal::SIGPIPE])
+    {
+        defaults.add(*sig);
+    }
+    attr.set_sigdefault(&defaults).map_err(io)?;
+    // posix_spawn has no working directory of its own: the gateway's is the child's.
+    nix::unistd::chdir("/").map_err(io)?;
+    let pid = posix_spawn(plan.program(), &actions, &attr, &argv, &env).map_err(io)?;
+    // Never 0 or negative: killpg(0) would signal the gateway's own group.
+    if pid.as_raw() <= 0 {
+        return Err(std::io::Error::other(
+            "the child's pid is not a process group id",
+        ));
+    }
+    Ok(pid)
+}
+
+/// Reap the leader, however it ended.
+fn reap(child: Pid) -> std::io::Result<WaitStatus> {
+    loop {
+        match waitpid(child, None) {
+            Err(nix::errno::Errno::EINTR) => {}
+            other => return other.map_err(io),
+        }
+    }
 }
 
 /// Has the child exited? Asks without reaping it (WNOWAIT), so the group id stays reserved.
@@ -282,7 +326,7 @@ impl Watch<'_> {
 
     /// SIGTERM to the group, up to `GRACE` for the leader to exit, then SIGKILL to whatever
     /// is left; the leader is reaped last.
-    fn end_group(&mut self, child: &mut Child) -> std::io::Result<ExitStatus> {
+    fn end_group(&mut self) -> std::io::Result<WaitStatus> {
         let _ = killpg(self.group, Signal::SIGTERM);
         let deadline = Instant::now() + GRACE;
         loop {
@@ -297,7 +341,7 @@ impl Watch<'_> {
             let _ = self.wait(left, false)?;
         }
         let _ = killpg(self.group, Signal::SIGKILL);
-        child.wait()
+        reap(self.group)
     }
 }
 

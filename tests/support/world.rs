@@ -3,6 +3,7 @@
 //! listener standing in for syslog.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,40 @@ pub struct World {
 
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
+}
+
+/// Whether a test that needs root should end here: true when the suite is not run as root.
+/// Under `AGENT_GATE_ROOT=required` (`.ci/run` sets it) that is a failure instead. The skip
+/// line goes to the stderr handle itself, which libtest does not capture (it captures only
+/// `eprintln!`), and the test is added to `target/tmp/skipped.txt` for a summary.
+pub fn skip_unless_root(what: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    let thread = std::thread::current();
+    let test = format!(
+        "{}::{}",
+        env!("CARGO_CRATE_NAME"),
+        thread.name().unwrap_or("?")
+    );
+    let required = std::env::var("AGENT_GATE_ROOT").is_ok_and(|v| v == "required");
+    assert!(
+        !required,
+        "{test} needs root: {what}, and AGENT_GATE_ROOT=required"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test}: needs root: {what} (set AGENT_GATE_ROOT=required to fail)"
+    );
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let _ = std::fs::create_dir_all(tmp).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(tmp.join("skipped.txt"))?
+            .write_all(format!("{test}: needs root: {what}\n").as_bytes())
+    });
+    true
 }
 
 /// A stub that records `$0`, its arguments and its environment, then exits 3 if an argument
@@ -44,7 +79,9 @@ fn probe(dir: &Path) {
 case "$1" in
 state)
   echo "pid=$$ pgid=$(cut -d' ' -f5 /proc/$$/stat)"
-  grep SigBlk /proc/$$/status
+  # Read by the shell itself: dash blocks every signal around a fork, so a `grep` child
+  # could see the parent's mask mid-fork rather than the one it started with.
+  while read -r line; do case "$line" in SigBlk*) echo "$line";; esac; done < /proc/$$/status
   echo "core=$(ulimit -c) nofile=$(ulimit -n)"
   echo "stdin=$(cat)"
   ;;
@@ -79,7 +116,7 @@ impl World {
 sudo: {d}/sudo
 keys:
   hermes:
-    may: [docker, iptables-list, sleeper, deploy, probe, reader]
+    may: [docker, iptables-list, sleeper, deploy, probe, reader, ghost]
   other:
     may: [docker]
     from: [192.0.2.0/24]
@@ -119,6 +156,9 @@ programs:
     args:
       - {{name: what, value: {{enum: [state]}}}}
     stdin: true
+  - id: ghost
+    command: ghost
+    path: {d}/ghost
 deploy:
   flake: /etc/nixos
   nh: {d}/nh
@@ -217,11 +257,11 @@ pub const PINNED_FP: &str = "SHA256:n1ThldcEJ5O0cPbS4NSbo838Eg5eN8wK+D8UDIzKNF4"
 pub const OTHER_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILvtejmUGKHE2n6HmmoN+jGRtIVi4F38xHifoz1jxxeh other@agent-gate";
 pub const OTHER_FP: &str = "SHA256:H/5LDx0gVh/wdwubgYP8ICZZPSbYBEEBUBNiUKSA1p4";
 
+/// Ends the test unless it runs as root: see [`skip_unless_root`].
 #[macro_export]
 macro_rules! need_root {
     () => {
-        if !is_root() {
-            eprintln!("skipped: forced mode needs a root-owned rules file; run the suite as root");
+        if $crate::world::skip_unless_root("forced mode needs a root-owned rules file") {
             return;
         }
     };

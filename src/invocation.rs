@@ -149,3 +149,314 @@ fn self_invocation(command: &str) -> Option<Vec<String>> {
     let name = program.rsplit('/').next().unwrap_or_default();
     (name == "agent-gate").then(|| rest.to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStringExt;
+
+    use super::*;
+    use crate::cli::DEFAULT_RULES;
+
+    const GATE: &str = "/nix/store/x/bin/agent-gate";
+
+    fn os(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    fn parts(args: &[&str], original: Option<&str>, connection: Option<&str>) -> Invocation {
+        Invocation::from_parts(
+            os(args),
+            original.map(OsString::from),
+            connection.map(OsString::from),
+        )
+        .unwrap()
+    }
+
+    /// What a test row expects of an invocation.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Seen {
+        entry: Entry,
+        command: Option<String>,
+        rules: PathBuf,
+        key: Option<String>,
+        /// A fragment of the error, if one is expected.
+        error: Option<&'static str>,
+    }
+
+    fn seen(
+        entry: Entry,
+        command: Option<&str>,
+        rules: &str,
+        key: Option<&str>,
+        error: Option<&'static str>,
+    ) -> Seen {
+        Seen {
+            entry,
+            command: command.map(String::from),
+            rules: PathBuf::from(rules),
+            key: key.map(String::from),
+            error,
+        }
+    }
+
+    #[test]
+    fn entries_commands_rules_and_keys() {
+        use Entry::{Forced, LoginShell};
+        let forced_c = format!("{GATE} --rules /etc/agent-gate/rules.yaml --key hermes");
+        let forced_other = format!("{GATE} --rules /tmp/mine.yaml --key hermes");
+        let forced_socket = format!("{GATE} --audit-socket /tmp/log");
+        let forced_attached = format!("{GATE} --key=hermes --rules=/etc/agent-gate/rules.yaml");
+        let forced_dangling = format!("{GATE} --rules /etc/agent-gate/rules.yaml --key");
+        let forced_own = format!("{GATE} --rules /srv/r.yaml");
+        let forced_bare = GATE.to_string();
+        // (args, SSH_ORIGINAL_COMMAND, expected)
+        let rows: Vec<(Vec<&str>, Option<&str>, Seen)> = vec![
+            // Forced mode, as sshd runs `command=`.
+            (
+                vec!["agent-gate", "--rules", "/srv/r.yaml", "--key", "hermes"],
+                Some("docker ps"),
+                seen(
+                    Forced,
+                    Some("docker ps"),
+                    "/srv/r.yaml",
+                    Some("hermes"),
+                    None,
+                ),
+            ),
+            (
+                vec!["agent-gate", "--key", "hermes"],
+                None,
+                seen(Forced, None, DEFAULT_RULES, Some("hermes"), None),
+            ),
+            (
+                vec!["agent-gate", "--key=backup"],
+                Some(""),
+                seen(Forced, Some(""), DEFAULT_RULES, Some("backup"), None),
+            ),
+            (
+                vec!["agent-gate"],
+                Some("uptime"),
+                seen(Forced, Some("uptime"), DEFAULT_RULES, None, None),
+            ),
+            // Login shell with the agent's own command.
+            (
+                vec!["agent-gate", "-c", "docker ps -a"],
+                None,
+                seen(LoginShell, Some("docker ps -a"), DEFAULT_RULES, None, None),
+            ),
+            (
+                vec!["agent-gate", "-c", "uptime"],
+                Some("ignored"),
+                seen(LoginShell, Some("uptime"), DEFAULT_RULES, None, None),
+            ),
+            (
+                vec!["agent-gate", "-c", "agent-gates --key hermes"],
+                Some("docker ps"),
+                seen(
+                    LoginShell,
+                    Some("agent-gates --key hermes"),
+                    DEFAULT_RULES,
+                    None,
+                    None,
+                ),
+            ),
+            // Login shell running the forced command: the agent's command is the original.
+            (
+                vec!["agent-gate", "-c", &forced_c],
+                Some("docker ps"),
+                seen(
+                    LoginShell,
+                    Some("docker ps"),
+                    DEFAULT_RULES,
+                    Some("hermes"),
+                    None,
+                ),
+            ),
+            (
+                vec!["agent-gate", "-c", &forced_c],
+                None,
+                seen(LoginShell, None, DEFAULT_RULES, Some("hermes"), None),
+            ),
+            (
+                vec!["agent-gate", "-c", &forced_attached],
+                Some("uptime"),
+                seen(
+                    LoginShell,
+                    Some("uptime"),
+                    DEFAULT_RULES,
+                    Some("hermes"),
+                    None,
+                ),
+            ),
+            (
+                vec!["agent-gate", "-c", &forced_bare],
+                Some("uptime"),
+                seen(LoginShell, Some("uptime"), DEFAULT_RULES, None, None),
+            ),
+            (
+                vec!["agent-gate", "--rules", "/srv/r.yaml", "-c", &forced_own],
+                Some("uptime"),
+                seen(LoginShell, Some("uptime"), "/srv/r.yaml", None, None),
+            ),
+            // ... which may change nothing.
+            (
+                vec!["agent-gate", "-c", &forced_other],
+                Some("docker ps"),
+                seen(
+                    LoginShell,
+                    Some("docker ps"),
+                    DEFAULT_RULES,
+                    None,
+                    Some("names the rules file `/tmp/mine.yaml`"),
+                ),
+            ),
+            (
+                vec!["agent-gate", "-c", &forced_own],
+                Some("uptime"),
+                seen(
+                    LoginShell,
+                    Some("uptime"),
+                    DEFAULT_RULES,
+                    None,
+                    Some("the rules are `/etc/agent-gate/rules.yaml`"),
+                ),
+            ),
+            (
+                vec!["agent-gate", "-c", &forced_socket],
+                Some("uptime"),
+                seen(
+                    LoginShell,
+                    Some("uptime"),
+                    DEFAULT_RULES,
+                    None,
+                    Some(
+                        "passes `--audit-socket`; in login-shell mode it may pass only --rules and --key",
+                    ),
+                ),
+            ),
+            (
+                vec!["agent-gate", "-c", &forced_dangling],
+                Some("uptime"),
+                seen(
+                    LoginShell,
+                    Some("uptime"),
+                    DEFAULT_RULES,
+                    None,
+                    Some("`--key` needs a value in the forced command"),
+                ),
+            ),
+        ];
+        for (args, original, want) in rows {
+            let inv = parts(&args, original, Some("203.0.113.9 50000 192.0.2.1 22"));
+            if let (Some(fragment), Some(error)) = (want.error, inv.error.as_deref()) {
+                assert!(error.contains(fragment), "{args:?}: {error}");
+            }
+            let got = Seen {
+                entry: inv.entry,
+                command: inv.command.clone(),
+                rules: inv.rules.clone(),
+                key: inv.key.clone(),
+                // A fragment checked above stands for the error; any other error shows.
+                error: inv.error.as_ref().map(|_| want.error.unwrap_or("an error")),
+            };
+            assert_eq!(got, want, "{args:?} with {original:?}: {inv:?}");
+            assert_eq!(inv.client, Some("203.0.113.9".parse().unwrap()));
+            assert_eq!(inv.fingerprint, None);
+            assert!(inv.cli.command.is_none());
+        }
+    }
+
+    #[test]
+    fn the_client_address_comes_from_ssh_connection() {
+        let rows: [(Option<&str>, Option<&str>); 8] = [
+            (Some("203.0.113.9 50000 192.0.2.1 22"), Some("203.0.113.9")),
+            (
+                Some("2001:db8::7 50000 2001:db8::1 22"),
+                Some("2001:db8::7"),
+            ),
+            (Some("::ffff:10.0.0.1 1 ::1 22"), Some("::ffff:10.0.0.1")),
+            (Some("10.0.0.1"), Some("10.0.0.1")),
+            (Some("garbage 1 2 3"), None),
+            (Some(" 203.0.113.9 50000 192.0.2.1 22"), None),
+            (Some(""), None),
+            (None, None),
+        ];
+        for (connection, want) in rows {
+            let inv = parts(
+                &["agent-gate", "--key", "hermes"],
+                Some("uptime"),
+                connection,
+            );
+            let want: Option<IpAddr> = want.map(|w| w.parse().unwrap());
+            assert_eq!(inv.client, want, "{connection:?}");
+        }
+        let bytes = OsString::from_vec(b"10.0.0.\xff 1 2 3".to_vec());
+        let inv = Invocation::from_parts(os(&["agent-gate"]), None, Some(bytes)).unwrap();
+        assert_eq!(inv.client, None);
+    }
+
+    #[test]
+    fn a_command_that_is_not_utf8_gets_replacement_characters() {
+        let original = OsString::from_vec(b"docker ps \xff\xfe".to_vec());
+        let inv = Invocation::from_parts(
+            os(&["agent-gate", "--key", "hermes"]),
+            Some(original.clone()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(inv.command.as_deref(), Some("docker ps \u{FFFD}\u{FFFD}"));
+        let forced_c = format!("{GATE} --key hermes");
+        let inv =
+            Invocation::from_parts(os(&["agent-gate", "-c", &forced_c]), Some(original), None)
+                .unwrap();
+        assert_eq!(inv.command.as_deref(), Some("docker ps \u{FFFD}\u{FFFD}"));
+        assert_eq!(inv.entry, Entry::LoginShell);
+    }
+
+    #[test]
+    fn clap_refuses_what_it_cannot_read() {
+        let rows: [&[&str]; 4] = [
+            &["agent-gate", "-c", "uptime", "--key", "hermes"],
+            &["agent-gate", "--key", "hermes", "-c", "uptime"],
+            &["agent-gate", "--key"],
+            &["agent-gate", "--frobnicate"],
+        ];
+        for args in rows {
+            let e = Invocation::from_parts(os(args), Some("uptime".into()), None).unwrap_err();
+            assert_ne!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{args:?}");
+        }
+        let e = Invocation::from_parts(
+            os(&["agent-gate", "-c", "uptime", "--key", "hermes"]),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let inv = parts(
+            &["agent-gate", "--audit-socket", "/run/log", "-c", "uptime"],
+            None,
+            None,
+        );
+        assert_eq!(inv.cli.forced.audit_socket.as_deref(), Some("/run/log"));
+        assert_eq!(inv.command.as_deref(), Some("uptime"));
+    }
+
+    #[test]
+    fn self_invocation_recognises_the_gateway_by_name() {
+        let rows: [(&str, Option<&[&str]>); 7] = [
+            ("agent-gate", Some(&[])),
+            ("/nix/store/x/bin/agent-gate --key a", Some(&["--key", "a"])),
+            ("agent-gate --rules=/r", Some(&["--rules=/r"])),
+            ("agent-gate-old --key a", None),
+            ("/usr/bin/agent-gate/ --key a", None),
+            ("docker ps", None),
+            ("agent-gate $(id)", None),
+        ];
+        for (command, want) in rows {
+            let got = self_invocation(command);
+            let want: Option<Vec<String>> =
+                want.map(|w| w.iter().map(ToString::to_string).collect());
+            assert_eq!(got, want, "{command}");
+        }
+    }
+}

@@ -26,8 +26,25 @@ const OPEN_FILES: std::ops::RangeInclusive<u64> = 16..=1_048_576;
 /// Compiled size limit of one value pattern.
 const PATTERN_SIZE_LIMIT: usize = 64 * 1024;
 
-/// Programs that are a shell, or run any other program: never a declared program.
+/// Programs that are a shell, run any other program, or deploy (a deploy is the `deploy`
+/// section's, approved by a human): never a declared program, under any command name. The
+/// message says "runs other programs or is a shell", which a deploy tool also is.
 const NEVER_PROGRAMS: &[&str] = &[
+    "nh",
+    "nixos-rebuild",
+    "agent-gate",
+    "tmux",
+    "screen",
+    "run0",
+    "sudoedit",
+    "runuser",
+    "setpriv",
+    "ssh",
+    "strace",
+    "ltrace",
+    "gdb",
+    "watch",
+    "flock",
     "sh",
     "bash",
     "dash",
@@ -815,4 +832,753 @@ fn examples(model: &RulesModel) -> Vec<Example> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::DEFAULT_PATH;
+    use crate::policy::{AuditFormat, PolicyError, compile};
+
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBnhR3kRTRLTegHjS85xsaF59JzZ6iIFhCZphnjIGICs a@x";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILvtejmUGKHE2n6HmmoN+jGRtIVi4F38xHifoz1jxxeh b@x";
+    const FP_A: &str = "SHA256:n1ThldcEJ5O0cPbS4NSbo838Eg5eN8wK+D8UDIzKNF4";
+
+    /// One key that may use rule `p`, then `rest` (a top-level section or more).
+    fn with(rest: &str) -> String {
+        format!("version: 1\nkeys:\n  k:\n    may: [p]\n{rest}")
+    }
+
+    /// With `sudo:` and a docker section, one program rule `p` whose fields follow `- id: p`.
+    fn program(fields: &str) -> String {
+        format!(
+            "version: 1\nsudo: /usr/bin/sudo\nkeys:\n  k:\n    may: [p]\n\
+             docker:\n  program: /usr/bin/docker\n  config: /etc/dc\n  subcommands:\n    ps: []\n\
+             programs:\n  - id: p\n{fields}"
+        )
+    }
+
+    /// A plain host program `p` with these extra fields.
+    fn host(fields: &str) -> String {
+        program(&format!("    command: p\n    path: /usr/bin/p\n{fields}"))
+    }
+
+    /// Key `k` may use `docker`; the docker section has these subcommands and more fields.
+    fn docker(subcommands: &str, more: &str) -> String {
+        format!(
+            "version: 1\nkeys:\n  k:\n    may: [docker]\n\
+             docker:\n  program: /usr/bin/docker\n  config: /etc/dc\n  subcommands:\n{subcommands}{more}"
+        )
+    }
+
+    /// Where the error must point.
+    enum At {
+        /// Just after the first occurrence of this text: where the value written after it starts.
+        After(&'static str),
+        /// At the `n`th (0-based) occurrence of this text.
+        Nth(&'static str, usize),
+    }
+
+    /// The 1-based line and column `at` names in `text`; panics when
+    /// the text named is not there, so that no row goes unchecked by mistake.
+    fn position(text: &str, at: &At) -> (u64, u64) {
+        let offset = match at {
+            At::After(needle) => text.find(needle).map(|i| i + needle.len()),
+            At::Nth(needle, n) => text.match_indices(needle).nth(*n).map(|(i, _)| i),
+        };
+        let before = offset
+            .and_then(|o| text.get(..o))
+            .unwrap_or_else(|| panic!("the place named is not in:\n{text}"));
+        let line = before.matches('\n').count() + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .count()
+            + 1;
+        (line as u64, column as u64)
+    }
+
+    /// Why the compiled `text` does not fail with `message` at `at`, if it does not.
+    fn wrong_error(text: &str, message: &str, at: &At) -> Option<String> {
+        let e: PolicyError = match compile(text) {
+            Ok(_) => return Some(format!("compiled, but should fail with {message:?}")),
+            Err(e) => e,
+        };
+        if !e.message.contains(message) {
+            return Some(format!("{e}\nshould contain {message:?}"));
+        }
+        let place = position(text, at);
+        if (e.line, e.column) != place {
+            return Some(format!("{e}\nshould be at {place:?}"));
+        }
+        let shown = format!("{}:{}: {}", e.line, e.column, e.message);
+        (e.to_string() != shown).then(|| format!("{e} is not shown as {shown}"))
+    }
+
+    #[test]
+    fn valid_rules_compile() {
+        let rows = [
+            with("programs:\n  - id: p\n    command: p\n    path: /usr/bin/p\n"),
+            host(""),
+            host("    options:\n      - {short: n, long: lines, value: {int: [1, 1]}}\n"),
+            host("    options:\n      - {long: unit, value: {enum: [a, b.service]}}\n"),
+            host("    args:\n      - {name: chain, value: {pattern: '[A-Z]+'}, optional: true}\n"),
+            host("    args:\n      - {name: file, value: {exact: /proc/net/tcp}}\n"),
+            host("    args:\n      - {name: prompt, value: text}\n"),
+            host("    sudo: true\n    options:\n      - {short: T}\n    exactly_one_of: [[T]]\n"),
+            program("    command: ollama\n    container: ollama\n    words: [list]\n"),
+            docker("    ps: [all, quiet]\n", "  sudo_subcommands: [ps]\n"),
+            docker(
+                "    run: [rm, network]\n",
+                "  run:\n    networks: [none, appnet]\n    publish_addresses: [127.0.0.1, '::1']\n    images: [library/*, ollama/ollama]\n",
+            ),
+            format!(
+                "version: 1\nsudo: /usr/bin/sudo\nkeys:\n  a:\n    may: [deploy]\n    from: [10.0.0.0/8, 'fd00::/8', 192.0.2.1]\n    public_key: {KEY_A}\n  b:\n    may: []\n    public_key: {KEY_B}\n\
+                 deploy:\n  flake: /etc/nixos\n  nh: /usr/bin/nh\n"
+            ),
+        ];
+        for text in rows {
+            if let Err(e) = compile(&text) {
+                panic!("{e} in:\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let deploy_without_sudo = with(
+            "deploy:\n  flake: /etc/nixos\n  nh: /usr/bin/nh\nprograms:\n  - id: p\n    command: p\n    path: /usr/bin/p\n",
+        );
+        let pinned_twice = format!(
+            "version: 1\nkeys:\n  zeta:\n    may: []\n    public_key: {KEY_A}\n  alpha:\n    may: []\n    public_key: {KEY_A}\n"
+        );
+        let rows: Vec<(String, &str, At)> = vec![
+            // The file and its defaults.
+            (
+                with("").replace("version: 1", "version: 2"),
+                "this agent-gate reads rules `version: 1`",
+                At::After("version: "),
+            ),
+            (
+                with("defaults:\n  timeout: 0\n"),
+                "a timeout is from 1 to 86400 seconds",
+                At::After("timeout: "),
+            ),
+            (
+                with("defaults:\n  timeout: 86401\n"),
+                "a timeout is from 1 to 86400 seconds",
+                At::After("timeout: "),
+            ),
+            (
+                with("defaults:\n  path: /bin:usr/bin\n"),
+                "PATH is a `:`-separated list of clean absolute directories",
+                At::After("path: "),
+            ),
+            (
+                with("defaults:\n  path: /bin::/usr/bin\n"),
+                "PATH is a `:`-separated list",
+                At::After("path: "),
+            ),
+            (
+                with("defaults:\n  open_files: 15\n"),
+                "open_files is from 16 to 1048576",
+                At::After("open_files: "),
+            ),
+            (
+                with("audit:\n  format: xml\n"),
+                "the audit format is `kv` or `json`",
+                At::After("format: "),
+            ),
+            (
+                with("audit:\n  socket: dev/log\n"),
+                "the audit socket must be a clean absolute path, not `dev/log`",
+                At::After("socket: "),
+            ),
+            (
+                with("sudo: /usr/bin/../bin/sudo\n"),
+                "sudo must be a clean absolute path",
+                At::After("sudo: "),
+            ),
+            // The YAML itself.
+            (
+                with("colour: red\n"),
+                "unknown field `colour`",
+                At::Nth("colour", 0),
+            ),
+            (
+                with("").replace("    may: [p]\n", "    may: [p]\n    may: [q]\n"),
+                "duplicate mapping key: may",
+                At::Nth("may", 1),
+            ),
+            // Keys.
+            (
+                with("").replace("may: [p]", "may: [nope]"),
+                "no rule `nope` (rules: )",
+                At::After("may: ["),
+            ),
+            (
+                host("").replace("may: [p]", "may: [p, docker, deploy]"),
+                "no rule `deploy` (rules: docker, p)",
+                At::Nth("deploy", 0),
+            ),
+            (
+                with("").replace("  k:", "  Hermes:").replace("may: [p]", "may: []"),
+                "key label `Hermes` is not lowercase letters",
+                At::Nth("Hermes", 0),
+            ),
+            (
+                with("").replace("may: [p]", "may: []\n    from: [10.0.0.0/33]"),
+                "`10.0.0.0/33` is not an address or network",
+                At::After("from: ["),
+            ),
+            (
+                with("").replace("may: [p]", "may: []\n    from: [10.0.0.1, example.org]"),
+                "`example.org` is not an address or network",
+                At::Nth("example.org", 0),
+            ),
+            (
+                with("").replace("may: [p]", "may: []\n    public_key: ssh-ed25519 AAAA"),
+                "not an OpenSSH public key",
+                At::After("public_key: "),
+            ),
+            (
+                with("").replace(
+                    "may: [p]",
+                    "may: []\n    public_key: ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIBnhR3kRTRLTegHjS85xsaF59JzZ6iIFhCZphnjIGICs",
+                ),
+                "not an OpenSSH public key",
+                At::After("public_key: "),
+            ),
+            // Keys are compiled in label order: the error is at `zeta`, written first.
+            (
+                pinned_twice,
+                "this public key is already pinned to label `alpha`",
+                At::Nth("ssh-ed25519", 0),
+            ),
+            // Program rules.
+            (
+                format!("{}  - id: p\n    command: q\n    path: /usr/bin/q\n", host("")),
+                "rule id `p` is used twice",
+                At::Nth("p\n    command: q", 0),
+            ),
+            (
+                program("    command: p\n    path: bin/p\n"),
+                "a program must be a clean absolute path, not `bin/p`",
+                At::After("path: "),
+            ),
+            (
+                program("    command: p\n    path: /usr/bin/\n"),
+                "a program must be a clean absolute path",
+                At::After("path: "),
+            ),
+            (
+                program("    command: p\n"),
+                "a program needs an absolute `path`",
+                At::After("command: "),
+            ),
+            (
+                host("").replace("id: p", "id: Uptime"),
+                "rule id `Uptime` must be lowercase letters",
+                At::After("id: "),
+            ),
+            (
+                host("").replace("id: p", "id: deploy").replace("may: [p]", "may: []"),
+                "rule id `deploy` must be lowercase letters, digits and `-`, and not a reserved name",
+                At::After("id: "),
+            ),
+            (
+                program("    command: nh\n    path: /usr/bin/nh\n"),
+                "`nh` cannot be a declared command",
+                At::After("command: "),
+            ),
+            (
+                program("    command: bash\n    path: /usr/bin/bash\n"),
+                "`bash` runs other programs or is a shell; it can never be a declared program",
+                At::After("command: "),
+            ),
+            (
+                program("    command: friendly\n    path: /usr/bin/python3\n"),
+                "`friendly` runs other programs or is a shell",
+                At::After("command: "),
+            ),
+            // A deploy under another name would skip the human's approval.
+            (
+                program("    command: rebuild\n    path: /run/current-system/sw/bin/nixos-rebuild\n"),
+                "`rebuild` runs other programs or is a shell",
+                At::After("command: "),
+            ),
+            (
+                host("    sudo: true\n").replace("sudo: /usr/bin/sudo\n", ""),
+                "`sudo: true` needs the top-level `sudo:` path",
+                At::After("command: "),
+            ),
+            (
+                with("programs:\n  - id: p\n    command: p\n    container: c\n"),
+                "a container program needs the `docker` section",
+                At::After("container: "),
+            ),
+            (
+                program("    command: p\n    container: c\n    sudo: true\n"),
+                "a container program cannot use sudo",
+                At::After("container: "),
+            ),
+            (
+                program("    command: p\n    container: c\n    path: /usr/bin/p\n"),
+                "a container program has no host `path`",
+                At::After("container: "),
+            ),
+            (
+                program("    command: p\n    container: -c\n"),
+                "`-c` is not a container name",
+                At::After("container: "),
+            ),
+            // Options, words, arguments and their value types.
+            (
+                host("    options:\n      - {short: nn}\n"),
+                "a short option is one letter or digit",
+                At::After("short: "),
+            ),
+            (
+                host("    options:\n      - {long: --all}\n"),
+                "a long option is lowercase letters, digits and `-`, without the dashes",
+                At::After("long: "),
+            ),
+            (
+                host("    options:\n      - {repeat: true}\n"),
+                "an option needs `short`, `long` or both",
+                At::After("command: "),
+            ),
+            (
+                host("    options:\n      - {short: a, long: all}\n      - {long: all}\n"),
+                "this option is declared twice",
+                At::Nth("all", 1),
+            ),
+            (
+                host("    options:\n      - {short: a}\n    exactly_one_of: [[a, b]]\n"),
+                "no declared option `b`",
+                At::After("[[a, "),
+            ),
+            (
+                host("    words: [-rf]\n"),
+                "a fixed word is a plain word",
+                At::After("words: ["),
+            ),
+            (
+                host("    args:\n      - {name: Chain, value: text}\n"),
+                "an argument name is a lowercase word",
+                At::After("name: "),
+            ),
+            (
+                host("    options:\n      - {long: unit, value: {enum: []}}\n"),
+                "an enum needs at least one word",
+                At::After("long: "),
+            ),
+            (
+                host("    options:\n      - {long: unit, value: {enum: [a, -b]}}\n"),
+                "an enum word is plain ASCII and does not start with `-`",
+                At::After("[a, "),
+            ),
+            (
+                host("    options:\n      - {long: n, value: {int: [10, 1]}}\n"),
+                "an int is `[MIN, MAX]` with MIN <= MAX",
+                At::After("int: "),
+            ),
+            (
+                host("    options:\n      - {long: n, value: {int: [1]}}\n"),
+                "an int is `[MIN, MAX]`",
+                At::After("int: "),
+            ),
+            (
+                host("    args:\n      - {name: chain, value: {pattern: '[a-z'}}\n"),
+                "invalid pattern",
+                At::After("pattern: "),
+            ),
+            (
+                host("    args:\n      - {name: file, value: {exact: ''}}\n"),
+                "an exact value is not empty",
+                At::After("exact: "),
+            ),
+            (
+                host("    env:\n      'A B': x\n"),
+                "`A B` is not an environment variable name",
+                At::Nth("'A B'", 0),
+            ),
+            (
+                host("    timeout: 0\n"),
+                "a timeout is from 1 to 86400 seconds",
+                At::After("timeout: "),
+            ),
+            // A sudo rule must be expressible in sudoers.
+            (
+                host("    sudo: true\n    args:\n      - {name: x, value: {pattern: '^a$'}}\n"),
+                "has no POSIX form for sudoers",
+                At::After("pattern: "),
+            ),
+            (
+                host("    sudo: true\n    forced_args: ['a b']\n"),
+                "cannot be one argument of a sudo command",
+                At::After("forced_args: ["),
+            ),
+            // docker.
+            (
+                docker("    exec: []\n", ""),
+                "`docker exec` is allowed only through a program rule with `container:`",
+                At::Nth("exec", 0),
+            ),
+            (
+                docker("    cp: []\n", ""),
+                "docker subcommand `cp` cannot be allowed: it copies files",
+                At::Nth("cp", 0),
+            ),
+            (
+                docker("    frobnicate: []\n", ""),
+                "docker subcommand `frobnicate` cannot be allowed: the grammar does not know it",
+                At::Nth("frobnicate", 0),
+            ),
+            (
+                docker("    run: [rm, privileged]\n", ""),
+                "docker run --privileged can never be allowed",
+                At::Nth("privileged", 0),
+            ),
+            (
+                docker("    ps: [colour]\n", ""),
+                "docker ps has no option `--colour`",
+                At::Nth("colour", 0),
+            ),
+            (
+                docker("    run: []\n", "  sudo_subcommands: [run]\n"),
+                "`sudo docker` may only read",
+                At::After("sudo_subcommands: ["),
+            ),
+            (
+                docker("    ps: []\n", "  sudo_subcommands: [inspect]\n"),
+                "`inspect` must also be listed under `subcommands`",
+                At::After("sudo_subcommands: ["),
+            ),
+            (
+                docker("    run: []\n", "  run:\n    networks: [none, host]\n"),
+                "network `host` can never be allowed",
+                At::After("none, "),
+            ),
+            (
+                docker("    run: []\n", "  run:\n    networks: ['container:db']\n"),
+                "network `container:db` can never be allowed",
+                At::After("networks: ["),
+            ),
+            (
+                docker("    run: []\n", "  run:\n    publish_addresses: [0.0.0.0]\n"),
+                "`0.0.0.0` is not a specific IP address",
+                At::After("publish_addresses: ["),
+            ),
+            (
+                docker("    run: []\n", "  run:\n    images: ['Bad Image']\n"),
+                "`Bad Image` is not a repository or `namespace/*`",
+                At::After("images: ["),
+            ),
+            (
+                docker("    build: []\n", "  build:\n    contexts: [srv]\n"),
+                "a build context must be a clean absolute path",
+                At::After("contexts: ["),
+            ),
+            (
+                docker("    compose: []\n", "  compose:\n    projects: [-x]\n"),
+                "`-x` is not a compose project name",
+                At::After("projects: ["),
+            ),
+            (
+                docker("    compose: []\n", "  compose:\n    verbs:\n      exec: []\n"),
+                "compose verb `exec` cannot be allowed: it runs a program",
+                At::Nth("exec", 0),
+            ),
+            (
+                docker("    ps: []\n", "").replace("program: /usr/bin/docker", "program: docker"),
+                "docker must be a clean absolute path, not `docker`",
+                At::After("program: "),
+            ),
+            // deploy.
+            (
+                deploy_without_sudo,
+                "a deploy runs as root through the gateway's approval step, which sudo starts",
+                At::After("flake: "),
+            ),
+            (
+                with("sudo: /usr/bin/sudo\ndeploy:\n  flake: /etc/nixos\n"),
+                "a deploy needs `nh`, `nixos_rebuild` or both",
+                At::After("flake: "),
+            ),
+            (
+                with("sudo: /usr/bin/sudo\ndeploy:\n  flake: etc/nixos\n  nh: /usr/bin/nh\n"),
+                "the flake must be a clean absolute path",
+                At::After("flake: "),
+            ),
+            (
+                with(
+                    "sudo: /usr/bin/sudo\ndeploy:\n  flake: /etc/nixos\n  nh: /usr/bin/nh\n  approval:\n    expire_seconds: 0\n",
+                ),
+                "expire_seconds is from 1 to 604800",
+                At::After("expire_seconds: "),
+            ),
+            (
+                with(
+                    "sudo: /usr/bin/sudo\ndeploy:\n  flake: /etc/nixos\n  nh: /usr/bin/nh\n  approval:\n    expire_seconds: 60\n    wait_seconds: 61\n",
+                ),
+                "wait_seconds is at most expire_seconds (60)",
+                At::After("wait_seconds: "),
+            ),
+            (
+                with(
+                    "sudo: /usr/bin/sudo\ndeploy:\n  flake: /etc/nixos\n  nh: /usr/bin/nh\n  approval:\n    notify: [notify-send, x]\n",
+                ),
+                "the notify program must be a clean absolute path",
+                At::After("notify: ["),
+            ),
+            (
+                with(
+                    "sudo: /usr/bin/sudo\ndeploy:\n  flake: /etc/nixos\n  nh: /usr/bin/nh\n  approval:\n    notify: [/bin/n, \"a\\tb\"]\n",
+                ),
+                "a notify argument cannot hold control characters",
+                At::After("/bin/n, "),
+            ),
+        ];
+        let wrong: Vec<String> = rows
+            .iter()
+            .filter_map(|(text, message, at)| {
+                wrong_error(text, message, at).map(|why| format!("{why}\nin:\n{text}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+
+    #[test]
+    fn defaults_land_in_the_policy() {
+        // (defaults section, timeout, path, open_files)
+        let rows = [
+            ("", 600, DEFAULT_PATH, 1024),
+            ("defaults:\n  timeout: 30\n", 30, DEFAULT_PATH, 1024),
+            (
+                "defaults:\n  path: /run/wrappers/bin:/bin\n",
+                600,
+                "/run/wrappers/bin:/bin",
+                1024,
+            ),
+            ("defaults:\n  open_files: 16\n", 600, DEFAULT_PATH, 16),
+            (
+                "defaults:\n  timeout: 86400\n  path: /bin\n  open_files: 1048576\n",
+                86_400,
+                "/bin",
+                1_048_576,
+            ),
+        ];
+        for (defaults, timeout, path, open_files) in rows {
+            let text = host(&format!(
+                "    timeout: 7\n  - id: q\n    command: q\n    path: /usr/bin/q\n{defaults}"
+            ));
+            let policy = compile(&text).unwrap();
+            let d = &policy.defaults;
+            assert_eq!(
+                (d.timeout, d.path.as_str(), d.open_files),
+                (Duration::from_secs(timeout), path, open_files),
+                "{defaults}"
+            );
+            // A rule's own timeout wins; the others take the default, docker included.
+            let timeouts: Vec<(&str, Duration)> = policy
+                .programs
+                .iter()
+                .map(|p| (p.id.as_str(), p.timeout))
+                .collect();
+            assert_eq!(
+                timeouts,
+                [
+                    ("p", Duration::from_secs(7)),
+                    ("q", Duration::from_secs(timeout))
+                ]
+            );
+            assert_eq!(
+                policy.docker.as_ref().unwrap().timeout,
+                Duration::from_secs(timeout)
+            );
+        }
+    }
+
+    #[test]
+    fn compiled_values() {
+        let text = format!(
+            "version: 1\nsudo: /usr/bin/sudo\naudit:\n  socket: /run/log\n  format: json\nkeys:\n  hermes:\n    may: [deploy, p]\n    from: [10.1.0.0/16]\n    public_key: {KEY_A}\n    description: the agent\n\
+             programs:\n  - id: p\n    command: p\n    path: /usr/bin/p\n    sudo: true\n    forced_args: [--no-pager]\n    env:\n      PAGER: cat\n    stdin: true\n\
+             deploy:\n  flake: /etc/nixos\n  nixos_rebuild: /usr/bin/nixos-rebuild\n  timeout: 3600\n  approval:\n    expire_seconds: 300\n"
+        );
+        let policy = compile(&text).unwrap();
+        assert_eq!(policy.sudo.as_deref(), Some("/usr/bin/sudo"));
+        assert_eq!(policy.audit.socket, "/run/log");
+        assert_eq!(policy.audit.format, AuditFormat::Json);
+        assert!(policy.digest.starts_with("sha256:") && policy.digest.len() == 7 + 64);
+        let key = policy.keys.get("hermes").unwrap();
+        assert_eq!(key.may.iter().collect::<Vec<_>>(), ["deploy", "p"]);
+        assert_eq!(key.from.len(), 1);
+        assert!(key.from[0].contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(key.public_key.as_ref().unwrap().1, FP_A);
+        assert_eq!(key.description.as_deref(), Some("the agent"));
+        assert_eq!(policy.label_pinning(FP_A).unwrap().0, "hermes");
+        let p = &policy.programs[0];
+        assert_eq!(
+            (p.path.as_str(), p.sudo, p.stdin),
+            ("/usr/bin/p", true, true)
+        );
+        assert_eq!(p.forced_args, ["--no-pager"]);
+        assert_eq!(p.env, [("PAGER".to_string(), "cat".to_string())]);
+        assert!(p.sudoers_args.is_some());
+        let deploy = policy.deploy.as_ref().unwrap();
+        assert_eq!(deploy.nh, None);
+        assert_eq!(
+            deploy.nixos_rebuild.as_deref(),
+            Some("/usr/bin/nixos-rebuild")
+        );
+        assert_eq!(deploy.timeout, Duration::from_secs(3600));
+        // The wait defaults to 600 s, but never beyond the expiry.
+        assert_eq!(deploy.approval.expire, Duration::from_secs(300));
+        assert_eq!(deploy.approval.wait, Duration::from_secs(300));
+        assert_eq!(
+            deploy.approval.store,
+            std::path::Path::new(super::DEFAULT_STORE)
+        );
+        assert!(deploy.approval.notify.is_empty());
+
+        // Without the optional sections: the built-in defaults.
+        let policy = compile(&with(
+            "programs:\n  - id: p\n    command: p\n    path: /usr/bin/p\n",
+        ))
+        .unwrap();
+        assert_eq!(policy.audit.socket, "/dev/log");
+        assert_eq!(policy.audit.format, AuditFormat::Kv);
+        assert!(policy.sudo.is_none() && policy.docker.is_none() && policy.deploy.is_none());
+        assert!(policy.programs[0].sudoers_args.is_none());
+        assert_eq!(policy.rule_ids(), ["p"]);
+    }
+
+    #[test]
+    fn examples_are_collected_in_file_order() {
+        let text = "version: 1
+sudo: /usr/bin/sudo
+keys:
+  k:
+    may: [p, docker, deploy]
+docker:
+  program: /usr/bin/docker
+  config: /etc/dc
+  subcommands:
+    ps: [all]
+  examples:
+    allow: [docker ps -a]
+    refuse: [docker run alpine]
+programs:
+  - id: p
+    command: p
+    path: /usr/bin/p
+    examples:
+      allow:
+        - p
+      refuse: [p -x, sudo p]
+deploy:
+  flake: /etc/nixos
+  nh: /usr/bin/nh
+  examples:
+    allow: [nh os switch]
+";
+        let policy = compile(text).unwrap();
+        let got: Vec<(&str, &str, bool, u64, u64)> = policy
+            .examples
+            .iter()
+            .map(|e| {
+                (
+                    e.rule.as_str(),
+                    e.command.as_str(),
+                    e.allow,
+                    e.line,
+                    e.column,
+                )
+            })
+            .collect();
+        // docker first, then deploy, then the programs (not quite file order).
+        assert_eq!(
+            got,
+            [
+                ("docker", "docker ps -a", true, 12, 13),
+                ("docker", "docker run alpine", false, 13, 14),
+                ("deploy", "nh os switch", true, 26, 13),
+                ("p", "p", true, 20, 11),
+                ("p", "p -x", false, 21, 16),
+                ("p", "sudo p", false, 21, 22),
+            ]
+        );
+        crate::rules::parse(text).unwrap();
+    }
+
+    #[test]
+    fn examples_are_checked_by_rules_parse() {
+        let base = |examples: &str| {
+            format!(
+                "version: 1\nsudo: /usr/bin/sudo\nkeys:\n  k:\n    may: [p, q]\nprograms:\n  - id: p\n    command: p\n    path: /usr/bin/p\n    options:\n      - {{short: a}}\n\
+                 \x20 - id: q\n    command: p\n    path: /usr/bin/p\n    options:\n      - {{short: b}}\n{examples}"
+            )
+        };
+        // (examples of rule `q`, Ok or the error's message, the example's text to point at)
+        let rows: [(&str, Result<(), &str>, &str); 6] = [
+            (
+                "    examples:\n      allow: [p -b]\n      refuse: [p -c]\n",
+                Ok(()),
+                "",
+            ),
+            (
+                "    examples:\n      allow: [p -c]\n",
+                Err("example `p -c` should be allowed by rule `q` but is refused: p: "),
+                "p -c",
+            ),
+            (
+                "    examples:\n      allow: [p]\n",
+                Err("example `p` of rule `q` is decided by rule `p`"),
+                "[p]",
+            ),
+            (
+                "    examples:\n      refuse: [p -b]\n",
+                Err("example `p -b` should be refused but rule `q` allows it"),
+                "p -b",
+            ),
+            (
+                "    examples:\n      allow: ['p -b; id']\n",
+                Err("should be allowed by rule `q` but is refused: shell syntax `;`"),
+                "'p -b",
+            ),
+            (
+                "    examples:\n      refuse: ['p -b; id', '', sudo p -b, /usr/bin/p -b]\n",
+                Ok(()),
+                "",
+            ),
+        ];
+        for (examples, want, at) in rows {
+            let text = base(examples);
+            assert!(compile(&text).is_ok(), "{text}");
+            match (want, crate::rules::parse(&text)) {
+                (Ok(()), Ok(_)) => {}
+                (Err(message), Err(e)) => {
+                    assert!(
+                        e.message.contains(message),
+                        "{e}\nshould contain {message:?}"
+                    );
+                    let place = position(&text, &At::Nth(at, 0));
+                    let place = if at.starts_with('[') {
+                        (place.0, place.1 + 1)
+                    } else {
+                        place
+                    };
+                    assert_eq!((e.line, e.column), place, "{e}");
+                }
+                (want, got) => panic!("{examples}: want {want:?}, got {:?}", got.map(|_| ())),
+            }
+        }
+    }
 }

@@ -23,8 +23,6 @@ use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use world::is_root;
-
 struct Desk {
     dir: tempfile::TempDir,
     /// Every audit record received and not yet taken, read as it comes (a syslog socket

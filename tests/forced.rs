@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use world::{OTHER_FP, OTHER_KEY, PINNED_FP, PINNED_KEY, World, is_root};
+use world::{OTHER_FP, OTHER_KEY, PINNED_FP, PINNED_KEY, World};
 
 const AUTHPRIV_INFO: u32 = 10 * 8 + 6;
 const AUTHPRIV_NOTICE: u32 = 10 * 8 + 5;

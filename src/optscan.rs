@@ -97,6 +97,17 @@ impl<'a, T: Table> Scanner<'a, T> {
         Some(word)
     }
 
+    /// The next word, as the value of `opt` (written at word `index`).
+    fn value_word(
+        &mut self,
+        index: usize,
+        written: Spelling<'a>,
+        opt: T::Opt,
+    ) -> Result<&'a str, (usize, Stop<'a, T::Opt>)> {
+        self.next_word()
+            .ok_or((index, Stop::MissingValue(written, opt)))
+    }
+
     fn short(&mut self, index: usize, bundle: &'a str) -> Scanned<'a, T::Opt> {
         let mut chars = bundle.chars();
         let Some(letter) = chars.next() else {
@@ -113,10 +124,7 @@ impl<'a, T: Table> Scanner<'a, T> {
             match rest.strip_prefix('=') {
                 Some(v) if pflag => Some(v),
                 _ if !rest.is_empty() => Some(rest),
-                _ => match self.next_word() {
-                    Some(v) => Some(v),
-                    None => return Err((index, Stop::MissingValue(written, opt))),
-                },
+                _ => Some(self.value_word(index, written, opt)?),
             }
         } else if let (true, Some(v)) = (pflag, rest.strip_prefix('=')) {
             // pflag reads `-d=x` as a value given to the flag: the caller refuses it.
@@ -147,10 +155,7 @@ impl<'a, T: Table> Scanner<'a, T> {
             return Err((index, Stop::Unknown(written)));
         };
         let value = match attached {
-            None if self.table.takes_value(opt) => match self.next_word() {
-                Some(v) => Some(v),
-                None => return Err((index, Stop::MissingValue(written, opt))),
-            },
+            None if self.table.takes_value(opt) => Some(self.value_word(index, written, opt)?),
             other => other,
         };
         Ok((

@@ -178,31 +178,40 @@ pub fn is_control(c: char) -> bool {
     matches!(u32::from(c), 0x00..=0x1F | 0x7F..=0x9F)
 }
 
-/// Code points that render as nothing, as a space, or that reorder the text around them:
-/// Unicode format characters (Cf), space separators (Zs, except the ASCII space), line and
-/// paragraph separators, variation selectors, fillers, tags, private use and non-characters.
+/// Code points that render as nothing, as a space, or that reorder the text around them, from
+/// the Unicode tables (`unicode-properties`): every format character (Cf: bidi controls, zero
+/// widths, U+0605, U+06DD, U+070F, tags...), space separators but the ASCII space (Zs), line
+/// and paragraph separators (Zl, Zp), private use (Co) and unassigned code points (Cn, the
+/// non-characters among them). Then the default-ignorable code points of other categories
+/// (DerivedCoreProperties.txt: the Hangul fillers, the combining grapheme joiner, variation
+/// selectors, Mongolian selectors), the braille blank, which draws as a space, and U+FFFC and
+/// U+FFFD: the replacement character is what a byte that was not UTF-8 became.
 pub fn is_invisible(c: char) -> bool {
-    matches!(
-        u32::from(c),
-        0x00A0 | 0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x1680 | 0x17B4 | 0x17B5
-            | 0x180B..=0x180F
-            | 0x2000..=0x200F
-            | 0x2028..=0x202F
-            | 0x205F..=0x206F
-            | 0x2800
-            | 0x3000
-            | 0x3164
-            | 0xE000..=0xF8FF
-            | 0xFDD0..=0xFDEF
-            | 0xFE00..=0xFE0F
-            | 0xFEFF
-            | 0xFFA0
-            | 0xFFF0..=0xFFFF
-            | 0x1BCA0..=0x1BCA3
-            | 0x1D173..=0x1D17A
-            | 0xE0000..=0xE0FFF
-            | 0xF0000..=0x10FFFF
-    ) || (u32::from(c) & 0xFFFE) == 0xFFFE
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    let by_category = match c.general_category() {
+        G::Format | G::LineSeparator | G::ParagraphSeparator | G::PrivateUse | G::Unassigned => {
+            true
+        }
+        G::SpaceSeparator => c != ' ',
+        _ => false,
+    };
+    by_category
+        || matches!(
+            u32::from(c),
+            0x034F
+                | 0x115F
+                | 0x1160
+                | 0x17B4
+                | 0x17B5
+                | 0x180B..=0x180F
+                | 0x2800
+                | 0x3164
+                | 0xFE00..=0xFE0F
+                | 0xFFA0
+                | 0xFFFC
+                | 0xFFFD
+                | 0xE0100..=0xE01EF
+        )
 }
 
 #[cfg(test)]
@@ -382,5 +391,63 @@ mod tests {
         let e = tokenize("ps \u{200b}").unwrap_err();
         assert!(e.to_string().contains("U+200B"), "{e}");
         assert!(e.to_string().contains("column 4"), "{e}");
+    }
+
+    /// The code points the hand list of the first version named (all still refused), and the
+    /// format characters it missed, inside quotes where non-ASCII is otherwise fine.
+    #[test]
+    fn invisible_characters_come_from_the_unicode_tables() {
+        let ranges: &[(u32, u32)] = &[
+            (0x00A0, 0x00A0),
+            (0x00AD, 0x00AD),
+            (0x034F, 0x034F),
+            (0x061C, 0x061C),
+            (0x115F, 0x1160),
+            (0x1680, 0x1680),
+            (0x17B4, 0x17B5),
+            (0x180B, 0x180F),
+            (0x2000, 0x200F),
+            (0x2028, 0x202F),
+            (0x205F, 0x206F),
+            (0x2800, 0x2800),
+            (0x3000, 0x3000),
+            (0x3164, 0x3164),
+            (0xE000, 0xF8FF),
+            (0xFDD0, 0xFDEF),
+            (0xFE00, 0xFE0F),
+            (0xFEFF, 0xFEFF),
+            (0xFFA0, 0xFFA0),
+            (0xFFF0, 0xFFFF),
+            (0x1BCA0, 0x1BCA3),
+            (0x1D173, 0x1D17A),
+            (0xE0000, 0xE0FFF),
+            (0xF0000, 0x10FFFF),
+            // Format characters (Cf) the hand list missed.
+            (0x0600, 0x0605),
+            (0x06DD, 0x06DD),
+            (0x070F, 0x070F),
+            (0x0890, 0x0891),
+            (0x08E2, 0x08E2),
+            (0x110BD, 0x110BD),
+            (0x110CD, 0x110CD),
+            (0x13430, 0x1343F),
+            (0x1BCA0, 0x1BCA3),
+        ];
+        for &(from, to) in ranges {
+            for cp in from..=to {
+                let Some(c) = char::from_u32(cp) else {
+                    continue;
+                };
+                assert!(is_invisible(c), "U+{cp:04X}");
+                let raw = format!("docker ps --format 'a{c}b'");
+                assert!(
+                    matches!(tokenize(&raw), Err(TokenizeError::Invisible { .. })),
+                    "U+{cp:04X}"
+                );
+            }
+        }
+        for c in ['a', ' ', '\u{e9}', '\u{4e2d}', '\u{1f600}', '\u{300}'] {
+            assert!(!is_invisible(c), "{c:?}");
+        }
     }
 }

@@ -268,15 +268,23 @@ pub fn is_within(path: &str, dir: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// Directories of the container that are views of the kernel's state, not of the image.
+const HOST_STATE: [&str; 3] = ["/proc", "/sys", "/dev"];
+
 fn container_path(value: &str, what: &str) -> Verdict {
     if !clean_absolute(value) {
         return refuse(format!(
             "{what} must be an absolute path without `.`, `..` or `//`"
         ));
     }
-    // -w /proc/self/fd/N: runc CVE-2024-21626 leaks a host directory descriptor.
-    if is_within(value, "/proc") || is_within(value, "/sys") {
-        return refuse(format!("{what} may not be under /proc or /sys"));
+    // -w /proc/self/fd/N: runc CVE-2024-21626 leaks a host directory descriptor. /dev holds
+    // the other spellings of the same descriptors (/dev/fd -> /proc/self/fd, /dev/stdin,
+    // /dev/stdout, /dev/stderr), and `.`, `..` and `//` are refused above, so `//proc` and
+    // `/x/../proc` cannot spell them either.
+    if let Some(dir) = HOST_STATE.iter().find(|dir| is_within(value, dir)) {
+        return refuse(format!(
+            "{what} `{value}` is under {dir}, which aliases the host's process and device state; use a plain directory such as /app or /data"
+        ));
     }
     Ok(())
 }
@@ -697,6 +705,30 @@ mod tests {
         assert!(!is_within("/srv/api2", "/srv/api"));
         assert!(workdir("/proc/self/fd/7").is_err());
         assert!(workdir("/app").is_ok());
+        // Every spelling of the runc CVE-2024-21626 class, and the mount points alike.
+        for bad in [
+            "/proc",
+            "/proc/self/fd/7",
+            "/proc/thread-self/fd/7",
+            "/proc/1/cwd",
+            "/dev/fd/7",
+            "/dev/stdin",
+            "/dev/stderr",
+            "/dev",
+            "/sys/fs/cgroup",
+            "//proc/self/fd/7",
+            "/x/../proc/self/fd/7",
+            "/./proc",
+            "/proc/",
+            "proc/self/fd/7",
+        ] {
+            assert!(workdir(bad).is_err(), "{bad}");
+            assert!(volume(&format!("data:{bad}")).is_err(), "{bad}");
+            assert!(tmpfs(bad).is_err(), "{bad}");
+        }
+        for good in ["/app", "/procs", "/devices", "/srv/proc", "/data/dev"] {
+            assert!(workdir(good).is_ok(), "{good}");
+        }
         assert!(restart("on-failure:3").is_ok() && restart("sometimes").is_err());
         assert!(build_arg("BUILDKIT_SYNTAX=x").is_err() && build_arg("VERSION=1").is_ok());
         assert!(env("TZ=UTC").is_ok() && env("=x").is_err());

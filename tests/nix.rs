@@ -46,13 +46,23 @@ fn nix_instantiate() -> Option<&'static str> {
     found
 }
 
+/// Run nix-instantiate, one at a time: concurrent ones on a freshly installed Nix can fail
+/// with "SQLite database '/nix/var/nix/db/db.sqlite' is busy".
+fn run_nix(command: &mut Command) -> std::process::Output {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    command.output().unwrap()
+}
+
 /// Evaluate an expression strictly, as JSON.
 fn eval(nix: &str, expr: &str) -> serde_json::Value {
-    let out = Command::new(nix)
-        .args(["--eval", "--strict", "--json", "--expr", expr])
-        .current_dir(ROOT)
-        .output()
-        .unwrap();
+    let out = run_nix(
+        Command::new(nix)
+            .args(["--eval", "--strict", "--json", "--expr", expr])
+            .current_dir(ROOT),
+    );
     assert!(
         out.status.success(),
         "{expr}\n{}",
@@ -123,7 +133,7 @@ fn every_nix_file_parses() {
         );
     }
     for file in &files {
-        let out = Command::new(nix).arg("--parse").arg(file).output().unwrap();
+        let out = run_nix(Command::new(nix).arg("--parse").arg(file));
         assert!(
             out.status.success(),
             "{}: {}",

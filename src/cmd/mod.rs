@@ -25,8 +25,6 @@ use crate::policy::Policy;
 use crate::sys::load;
 use exit::EXIT_CONFIG;
 
-pub use explain::to_json;
-
 /// The process: read the invocation, run it, return its exit code.
 pub fn main() -> i32 {
     let invocation = match Invocation::from_env() {

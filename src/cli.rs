@@ -180,6 +180,10 @@ pub struct Explain {
     /// SHA256 fingerprint of the authenticating key (default: the key registered for the label).
     #[arg(long, value_name = "SHA256:...")]
     pub fingerprint: Option<String>,
+    /// Do not ask the docker engine what images and volumes are: decide on the string alone
+    /// (and say which facts were lacked).
+    #[arg(long)]
+    pub offline: bool,
     /// The raw command, exactly as the agent would send it.
     #[arg(value_name = "RAW COMMAND", required_unless_present = "batch")]
     pub command: Option<String>,

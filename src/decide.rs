@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use crate::facts::{Facts, Needs};
 use crate::policy::{KeyPolicy, Policy};
 use crate::tokenize::{TokenizeError, tokenize};
 use crate::verdict::{Classified, Decision, HELP_HINT, Outcome, Refusal, RefusalKind, Tier};
@@ -29,7 +30,15 @@ pub struct Request<'a> {
     pub fingerprint: Option<&'a str>,
 }
 
+/// Decide on the string alone, as for a rule's examples or `explain` with no engine: a docker
+/// command that rests on the engine's state is decided as far as the string tells, and its
+/// `needs` say what the engine would have to confirm.
 pub fn decide(policy: &Policy, request: &Request<'_>) -> Decision {
+    decide_with(policy, request, &Facts::Offline)
+}
+
+/// Decide with what the engine said (`Facts`, gathered at the edge for `needs`).
+pub fn decide_with(policy: &Policy, request: &Request<'_>, facts: &Facts) -> Decision {
     let argv = match tokenize(request.raw) {
         Ok(argv) => argv,
         Err(TokenizeError::Empty) => {
@@ -59,9 +68,10 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Decision {
             reason: "list what this key may run".to_string(),
             hint: None,
             argv,
+            needs: Needs::default(),
         };
     }
-    match classify(policy, &argv) {
+    match classify(policy, &argv, facts) {
         Ok(c) if key.may.contains(&c.permission) => Decision {
             reason: match c.tier {
                 Tier::Allow => format!("allowed by rule `{}`", c.rule),
@@ -74,6 +84,7 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Decision {
             rule: c.rule,
             hint: None,
             argv,
+            needs: c.needs,
         },
         Ok(c) => {
             let reason = format!("this key may not use rule `{}`", c.permission);
@@ -151,17 +162,18 @@ fn refused(kind: RefusalKind, argv: Vec<String>, r: Refusal) -> Decision {
         reason: r.reason,
         hint: r.hint,
         argv,
+        needs: Needs::default(),
     }
 }
 
 /// Tokenize and classify, for a rule's own examples: which rule, if any, accepts `raw`.
 pub fn classify_raw(policy: &Policy, raw: &str) -> Result<Classified, Refusal> {
     let argv = tokenize(raw).map_err(|e| Refusal::new("tokenize", e.to_string()))?;
-    classify(policy, &argv)
+    classify(policy, &argv, &Facts::Offline)
 }
 
 /// Which rule accepts these words, independent of any key.
-pub fn classify(policy: &Policy, argv: &[String]) -> Result<Classified, Refusal> {
+pub fn classify(policy: &Policy, argv: &[String], facts: &Facts) -> Result<Classified, Refusal> {
     let (sudo, rest) = strip_sudo(argv)?;
     let Some((program, args)) = rest.split_first() else {
         return Err(Refusal::new("sudo", "`sudo` needs a command").hint(HELP_HINT));
@@ -181,7 +193,7 @@ pub fn classify(policy: &Policy, argv: &[String]) -> Result<Classified, Refusal>
         .hint(HELP_HINT));
     }
     match program.as_str() {
-        "docker" => docker::check(policy, sudo, args),
+        "docker" => docker::check(policy, sudo, args, facts),
         "nh" | "nixos-rebuild" => deploy::gateway::check(policy, program, args),
         name => programs::host_program(policy, sudo, name, args),
     }
@@ -905,7 +917,7 @@ deploy:
         }
         let r = classify_raw(&p, "echo `id`").unwrap_err();
         assert_eq!(r.rule, "tokenize");
-        let r = classify(&p, &[]).unwrap_err();
+        let r = classify(&p, &[], &Facts::Offline).unwrap_err();
         assert_eq!((r.rule.as_str(), r.reason.as_str()), ("-", "empty command"));
     }
 

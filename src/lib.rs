@@ -25,6 +25,7 @@ pub mod deploy;
 pub mod digest;
 pub mod docker;
 pub mod escape;
+pub mod facts;
 pub mod grammar;
 pub mod invocation;
 pub mod list;

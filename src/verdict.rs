@@ -2,6 +2,7 @@
 //! module that imports nothing of the checkers, so the docker grammar, the declared programs
 //! and the deploy forms all depend on it and never on each other through it.
 
+use crate::facts::Needs;
 use crate::plan::ExecPlan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Decision {
     pub hint: Option<String>,
     /// The words of the command, when it could be split.
     pub argv: Vec<String>,
+    /// Facts from the engine an allow rests on; the edge gathers them and decides again.
+    pub needs: Needs,
 }
 
 impl Decision {
@@ -95,6 +98,8 @@ pub struct Classified {
     pub permission: String,
     pub tier: Tier,
     pub plan: ExecPlan,
+    /// Facts from the engine this decision rests on (empty: the string says it all).
+    pub needs: Needs,
 }
 
 impl Classified {
@@ -109,7 +114,13 @@ impl Classified {
             permission: permission.into(),
             tier,
             plan,
+            needs: Needs::default(),
         }
+    }
+
+    pub fn with_needs(mut self, needs: Needs) -> Self {
+        self.needs = needs;
+        self
     }
 }
 

@@ -4,10 +4,11 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use super::exit::EXIT_CONFIG;
-use super::load_for_operator;
+use super::{FactsUsed, decide_with_engine, load_for_operator};
 use crate::cli::Explain;
 use crate::decide::{Request, decide};
 use crate::escape::for_terminal;
+use crate::facts::Needs;
 use crate::verdict::{Decision, Outcome};
 
 pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -54,24 +55,32 @@ pub fn explain(
         .map(|(_, fp)| fp.as_str());
     let fingerprint = args.fingerprint.as_deref().or(pinned);
     let one = |raw: &str| {
-        decide(
-            &policy,
-            &Request {
-                raw,
-                key: Some(&args.key),
-                by_key: false,
-                client: args.client,
-                fingerprint,
-            },
-        )
+        let request = Request {
+            raw,
+            key: Some(&args.key),
+            by_key: false,
+            client: args.client,
+            fingerprint,
+        };
+        if args.offline {
+            let d = decide(&policy, &request);
+            let used = if d.needs.is_empty() {
+                FactsUsed::NotNeeded
+            } else {
+                FactsUsed::Lacked(d.needs.clone(), "--offline".to_string())
+            };
+            (d, used)
+        } else {
+            decide_with_engine(&policy, &request, false)
+        }
     };
     if !args.batch {
         let raw = args.command.clone().unwrap_or_default();
-        let decision = one(&raw);
+        let (decision, facts) = one(&raw);
         let text = if args.json {
-            to_json(&decision).to_string()
+            to_json(&decision, &facts).to_string()
         } else {
-            human(&decision)
+            human(&decision, &facts)
         };
         let _ = writeln!(out, "{text}");
         return 0;
@@ -88,7 +97,10 @@ pub fn explain(
             }
         }
         let answer = match serde_json::from_str::<String>(line.trim_end_matches(['\n', '\r'])) {
-            Ok(raw) => to_json(&one(&raw)),
+            Ok(raw) => {
+                let (decision, facts) = one(&raw);
+                to_json(&decision, &facts)
+            }
             Err(e) => serde_json::json!({
                 "decision": "refuse",
                 "rule": "batch",
@@ -101,7 +113,7 @@ pub fn explain(
     }
 }
 
-pub fn to_json(d: &Decision) -> serde_json::Value {
+fn to_json(d: &Decision, facts: &FactsUsed) -> serde_json::Value {
     use serde_json::Value;
     let mut v = serde_json::Map::new();
     v.insert("decision".into(), d.decision_word().into());
@@ -123,10 +135,26 @@ pub fn to_json(d: &Decision) -> serde_json::Value {
     if d.outcome == Outcome::Help {
         v.insert("builtin".into(), "list".into());
     }
+    let asked = |n: &Needs| serde_json::json!({"images": n.images, "volumes": n.volumes});
+    match facts {
+        FactsUsed::NotNeeded => {}
+        FactsUsed::Engine(needs) => {
+            v.insert(
+                "facts".into(),
+                serde_json::json!({"engine": true, "asked": asked(needs)}),
+            );
+        }
+        FactsUsed::Lacked(needs, why) => {
+            v.insert(
+                "facts".into(),
+                serde_json::json!({"engine": false, "lacked": asked(needs), "why": why}),
+            );
+        }
+    }
     Value::Object(v)
 }
 
-fn human(d: &Decision) -> String {
+fn human(d: &Decision, facts: &FactsUsed) -> String {
     let mut text = format!(
         "decision: {}\nrule: {}\nreason: {}",
         d.decision_word(),
@@ -143,6 +171,24 @@ fn human(d: &Decision) -> String {
         )),
         Outcome::Allow(plan) => text.push_str(&format!("\nexec: {}", plan.argv().join(" "))),
         _ => {}
+    }
+    let what = |n: &Needs| {
+        let mut all: Vec<String> = n.images.iter().map(|i| format!("image {i}")).collect();
+        all.extend(n.volumes.iter().map(|v| format!("volume {v}")));
+        all.join(", ")
+    };
+    match facts {
+        FactsUsed::NotNeeded => {}
+        FactsUsed::Engine(needs) => {
+            text.push_str(&format!(
+                "\nfacts: the engine was asked about {}",
+                what(needs)
+            ));
+        }
+        FactsUsed::Lacked(needs, why) => text.push_str(&format!(
+            "\nfacts: decided on the string alone; the engine could not be asked about {} ({why})",
+            what(needs)
+        )),
     }
     for_terminal(&text)
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::exit::{EXIT_CONFIG, EXIT_NOT_STARTED, EXIT_REFUSED, EXIT_SYNTAX};
 use super::say;
 use crate::audit::{AuditRecord, Origin};
-use crate::decide::{Request, decide};
+use crate::decide::Request;
 use crate::deploy::{Asker, gateway};
 use crate::invocation::{Entry, Invocation};
 use crate::plan::ExecPlan;
@@ -67,7 +67,8 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     if let Some(label) = &label {
         origin.key = label.clone();
     }
-    let decision = decide(&policy, &request);
+    // Where the decision rests on the engine's state, the engine is asked (bounded).
+    let (decision, _) = super::decide_with_engine(&policy, &request, true);
     let record = AuditRecord::decision(&origin, &raw, &decision);
     let audited = Syslog::connect(&socket, policy.audit.format)
         .and_then(|mut sink| sink.write(&record).map(|()| sink));

@@ -64,6 +64,59 @@ pub fn run(
     }
 }
 
+/// How the engine's facts went into a decision, for `explain` to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FactsUsed {
+    /// The string said it all.
+    NotNeeded,
+    /// The engine answered these questions.
+    Engine(crate::facts::Needs),
+    /// Offline: the engine could not answer these (why), so the string alone decided.
+    Lacked(crate::facts::Needs, String),
+}
+
+/// Decide; where an allow rests on the engine's state, ask the engine and decide again with
+/// its answers. `strict` (forced mode): an engine that cannot answer refuses. Otherwise
+/// (explain): the decision on the string alone stands, and says so.
+fn decide_with_engine(
+    policy: &Policy,
+    request: &crate::decide::Request<'_>,
+    strict: bool,
+) -> (crate::verdict::Decision, FactsUsed) {
+    use crate::facts::{Facts, Lookup};
+    let offline = crate::decide::decide(policy, request);
+    let (Some(docker), crate::verdict::Outcome::Allow(_)) = (&policy.docker, &offline.outcome)
+    else {
+        return (offline, FactsUsed::NotNeeded);
+    };
+    if offline.needs.is_empty() {
+        return (offline, FactsUsed::NotNeeded);
+    }
+    let engine = crate::sys::engine::gather(docker, &policy.defaults, &offline.needs);
+    let failed = engine
+        .images
+        .values()
+        .filter_map(|l| match l {
+            Lookup::Failed(why) => Some(why.clone()),
+            _ => None,
+        })
+        .chain(engine.volumes.values().filter_map(|l| match l {
+            Lookup::Failed(why) => Some(why.clone()),
+            _ => None,
+        }))
+        .next();
+    match failed {
+        Some(why) if !strict => {
+            let needs = offline.needs.clone();
+            (offline, FactsUsed::Lacked(needs, why))
+        }
+        _ => (
+            crate::decide::decide_with(policy, request, &Facts::Engine(engine)),
+            FactsUsed::Engine(offline.needs),
+        ),
+    }
+}
+
 /// One line to the agent or the operator, escaped: `agent-gate: TEXT`.
 fn say(err: &mut dyn Write, text: &str) {
     let _ = writeln!(err, "agent-gate: {}", for_terminal(text));

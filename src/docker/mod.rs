@@ -1,6 +1,7 @@
 //! The docker CLI grammar and the checks the rules configure.
 
 mod compose;
+pub mod engine;
 mod exec;
 pub mod parse;
 pub mod spec;
@@ -8,6 +9,7 @@ pub mod values;
 
 use std::collections::BTreeSet;
 
+use crate::facts::{Facts, Needs};
 use crate::plan::ExecPlan;
 use crate::policy::{DockerPolicy, Policy};
 use crate::verdict::{Classified, Refusal, Tier};
@@ -23,7 +25,12 @@ pub fn docker_env(docker: &DockerPolicy, extra: &[(String, String)]) -> Vec<(Str
     env
 }
 
-pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified, Refusal> {
+pub fn check(
+    policy: &Policy,
+    sudo: bool,
+    args: &[String],
+    facts: &Facts,
+) -> Result<Classified, Refusal> {
     let Some(docker) = &policy.docker else {
         return Err(Refusal::new(
             "docker",
@@ -81,6 +88,15 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
     for given in &parsed.options {
         check_value(&rule, docker, given, &parsed)?;
     }
+    let engine = match (sub.operands, parsed.operands.first()) {
+        (Operands::ImageAndCommand, Some(image)) => {
+            let checked = engine::run(&rule, docker, image, &parsed, facts)?;
+            // The image operand's place in `args`, to run the checked ID there instead.
+            let at = args.iter().position(|a| std::ptr::eq(a.as_str(), *image));
+            Some((checked, at))
+        }
+        _ => None,
+    };
     let sudo_path = if sudo { policy.sudo.as_deref() } else { None };
     if sudo && sudo_path.is_none() {
         return Err(Refusal::new(rule, "sudo is not configured on this host"));
@@ -97,17 +113,26 @@ pub fn check(policy: &Policy, sudo: bool, args: &[String]) -> Result<Classified,
     } else {
         docker_env(docker, &[])
     };
+    let (needs, pinned) = match engine {
+        Some((checked, Some(at))) => (checked.needs, checked.pinned.map(|id| (at, id))),
+        Some((checked, None)) => (checked.needs, None),
+        None => (Needs::default(), None),
+    };
+    let argv = args.iter().enumerate().map(|(i, a)| match &pinned {
+        Some((at, id)) if *at == i => id.clone(),
+        _ => a.clone(),
+    });
     let plan = ExecPlan::new(
         &policy.defaults,
         sudo_path,
         &docker.program,
-        args.iter().cloned(),
+        argv,
         &env,
         docker.timeout,
     )
     .with_stdin(docker.stdin);
     let rule = if sudo { format!("sudo {rule}") } else { rule };
-    Ok(Classified::new(rule, "docker", Tier::Allow, plan))
+    Ok(Classified::new(rule, "docker", Tier::Allow, plan).with_needs(needs))
 }
 
 /// `system df`, `network ls`, `volume ls` are two words; `info` is `system info`.
@@ -206,6 +231,7 @@ fn check_operands(
             let Some(image) = ops.first() else {
                 return Err(Refusal::new(rule, format!("{rule} needs an image")));
             };
+            engine::not_an_id(rule, image)?;
             let parsed_image = values::parse_image(image).map_err(|w| bad("image", image, w))?;
             if let Some(list) = &docker.images
                 && !list

@@ -388,3 +388,83 @@ pub fn feed(
         }
     }
 }
+
+/// What a short query printed, and how it ended.
+#[derive(Debug)]
+pub struct Captured {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run a query of the gateway's own (the docker CLI asked about an image): the absolute
+/// program, its arguments and a built environment, `/` as working directory, no stdin, in
+/// its own process group, ended at `timeout`; at most `max` bytes of each output are kept.
+pub fn capture(
+    program: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    timeout: Duration,
+    max: u64,
+) -> Result<Captured, String> {
+    use std::io::Read;
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir("/")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(max).read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if started.elapsed() >= timeout => {
+                if let Ok(pid) = i32::try_from(child.id())
+                    && pid > 0
+                {
+                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                let _ = child.wait();
+                break Err(format!(
+                    "{program} gave no answer within {} ms",
+                    timeout.as_millis()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => break Err(format!("{program}: {e}")),
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    status.map(|s| Captured {
+        success: s.success(),
+        stdout,
+        stderr,
+    })
+}

@@ -2,6 +2,7 @@
 //! writing to syslog, the approval store, the flake's state on disk, and the host's facts
 //! (clock, host name, sudo user).
 
+pub mod engine;
 pub mod exec;
 pub mod flake;
 pub mod host;

@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 pub const ROOT: &str = "/run/agent-gate-e2e";
 pub const USER: &str = "ai-worker";
 pub const IMAGE: &str = "agent-gate-e2e/busybox:1";
+/// An image outside the rules' allow-list, with a file the allowed image lacks.
+pub const OUTSIDE: &str = "outside-e2e/evil:1";
+/// While this file exists, the docker wrapper moves IMAGE's tag to OUTSIDE just before each
+/// `docker run` starts: the tag moved between the gateway's decision and the run.
+pub const MOVE_TAG: &str = "/run/agent-gate-e2e/move-tag";
 pub const LABEL: &str = "agent-gate-e2e=1";
 const SUDOERS: &str = "/etc/sudoers.d/agent-gate-e2e";
 
@@ -171,6 +176,7 @@ impl Host {
             "keys",
             "docker-config",
             "image/bin",
+            "outside",
             "rsyslog",
         ] {
             let d = path(dir);
@@ -295,7 +301,7 @@ authpriv.* action(type="omfile" file="{root}/audit.log" template="raw")
             include_str!("rules.yaml.in"),
             root = ROOT,
             sudo = tool("sudo"),
-            docker = self.docker,
+            docker = self.wrapper(),
             ss = tool("ss"),
             cat = tool("cat"),
             sshd = tool("sshd"),
@@ -339,6 +345,18 @@ authpriv.* action(type="omfile" file="{root}/audit.log" template="raw")
         run("visudo", &["-c", "-q"]);
     }
 
+    /// The docker the rules name: the real one, except that while MOVE_TAG exists it retags
+    /// IMAGE to OUTSIDE right before a `run`, as another process could.
+    fn wrapper(&self) -> String {
+        let script = format!(
+            "#!/bin/sh\nif [ \"$1\" = run ] && [ -e {MOVE_TAG} ]; then\n  {docker} tag {OUTSIDE} {IMAGE}\nfi\nexec {docker} \"$@\"\n",
+            docker = self.docker
+        );
+        write("bin/docker", &script, 0o755)
+            .to_string_lossy()
+            .into_owned()
+    }
+
     fn build_image(&self) {
         let bin = path("image/bin");
         std::fs::copy(which("busybox").expect("busybox"), bin.join("busybox")).unwrap();
@@ -353,6 +371,28 @@ authpriv.* action(type="omfile" file="{root}/audit.log" template="raw")
             .output()
             .unwrap();
         assert!(out.status.success(), "docker build: {out:?}");
+        write("outside/evil", "the outside image ran\n", 0o644);
+        write(
+            "outside/Dockerfile",
+            &format!("FROM {IMAGE}\nCOPY evil /evil\n"),
+            0o644,
+        );
+        let out = Command::new(&self.docker)
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", OUTSIDE, "--label", LABEL])
+            .arg(path("outside"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker build: {out:?}");
+    }
+
+    /// The image ID (`sha256:...`) of a reference, as the engine resolves it.
+    pub fn image_id(&self, reference: &str) -> String {
+        let out = run(
+            &self.docker,
+            &["image", "inspect", "--format", "{{.Id}}", reference],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     fn start_sshd(&mut self) {
@@ -489,7 +529,16 @@ impl Drop for Host {
         }
         remove_containers();
         let _ = Command::new(&self.docker)
-            .args(["rmi", "-f", IMAGE])
+            .args(["rmi", "-f", IMAGE, OUTSIDE])
+            .output();
+        let _ = Command::new(&self.docker)
+            .args([
+                "volume",
+                "rm",
+                "-f",
+                "agent-gate-e2e-bind",
+                "agent-gate-e2e-plain",
+            ])
             .output();
         let _ = std::fs::remove_file(SUDOERS);
         let _ = Command::new("usermod")

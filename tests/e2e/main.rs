@@ -21,7 +21,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use host::{Host, IMAGE, LABEL, path};
+use host::{Host, IMAGE, LABEL, MOVE_TAG, OUTSIDE, path};
 
 /// Expected audit records: one per decision, one more per command that ran.
 struct Ledger {
@@ -150,6 +150,7 @@ fn end_to_end() {
     let mut report = vec![format!("setup: {:.1} s", started.elapsed().as_secs_f64())];
 
     docker_through_the_gateway(&host, &mut ledger);
+    engine_facts(&host, &mut ledger);
     sudo_diagnostics(&host, &mut ledger);
     identity_and_environment(&host, &mut ledger);
     channels(&host, &mut ledger);
@@ -258,6 +259,96 @@ fn docker_through_the_gateway(host: &Host, ledger: &mut Ledger) {
     expect(&out, 0, "docker rm");
     ledger.allowed();
     ledger.settle("docker");
+}
+
+/// What the string cannot tell, the engine's facts decide: an image outside the allow-list is
+/// refused however it is referenced, a volume with bind options is refused, and the run uses
+/// the image ID that was checked even when the tag moves before docker starts.
+fn engine_facts(host: &Host, ledger: &mut Ledger) {
+    let outside = host.image_id(OUTSIDE);
+    let hex = outside.strip_prefix("sha256:").unwrap().to_string();
+    let short = hex[..12].to_string();
+    for reference in [
+        hex.clone(),
+        short.clone(),
+        hex[..4].to_string(),
+        outside.clone(),
+    ] {
+        let command = format!("docker run --rm {reference} cat /evil");
+        let out = ssh(host, "hermes", &command);
+        expect(&out, 77, &command);
+        assert!(
+            text(&out.stderr).contains("image ID"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stdout).contains("outside image ran"));
+        ledger.refused();
+    }
+    // By digest under an allowed name: the engine has no such image, so docker would pull it
+    // by name from a registry (there is none here); the outside image never runs.
+    let command = format!("docker run --rm agent-gate-e2e/busybox@{outside} cat /evil");
+    let out = ssh(host, "hermes", &command);
+    assert!(!text(&out.stdout).contains("outside image ran"), "{out:?}");
+    ledger.allowed();
+
+    host::run(
+        &host.docker,
+        &[
+            "volume",
+            "create",
+            "-o",
+            "type=none",
+            "-o",
+            "o=bind",
+            "-o",
+            "device=/etc",
+            "agent-gate-e2e-bind",
+        ],
+    );
+    host::run(&host.docker, &["volume", "create", "agent-gate-e2e-plain"]);
+    let command = format!("docker run --rm -v agent-gate-e2e-bind:/h {IMAGE} ls /h");
+    let out = ssh(host, "hermes", &command);
+    expect(&out, 77, &command);
+    assert!(
+        text(&out.stderr).contains("options"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stdout).contains("passwd"));
+    ledger.refused();
+    let command = format!("docker run --rm -v agent-gate-e2e-plain:/data {IMAGE} ls /data");
+    let out = ssh(host, "hermes", &command);
+    expect(&out, 0, &command);
+    ledger.allowed();
+
+    // The tag moves to the outside image after the decision, just before docker starts: the
+    // plan names the checked ID, so the allowed image runs (it has no /evil).
+    let allowed = host.image_id(IMAGE);
+    std::fs::write(MOVE_TAG, "").unwrap();
+    let command = format!("docker run --rm {IMAGE} cat /evil");
+    let out = ssh(host, "hermes", &command);
+    std::fs::remove_file(MOVE_TAG).unwrap();
+    ledger.allowed();
+    assert_eq!(host.image_id(IMAGE), outside, "the tag did not move");
+    assert!(!text(&out.stdout).contains("outside image ran"), "{out:?}");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "cat /evil found a file in the allowed image"
+    );
+    host::run(&host.docker, &["tag", &allowed, IMAGE]);
+    let records = ledger.settle("engine facts");
+    let decision = last_for(&records, &command)
+        .into_iter()
+        .find(|r| field(r, "event") == Some("decision"))
+        .unwrap_or_else(|| panic!("no decision record for {command}"))
+        .clone();
+    // `exec` is the only field that can hold the ID: the command names the image.
+    assert!(
+        decision.contains(&allowed),
+        "the record shows the ID that runs: {decision}"
+    );
 }
 
 fn sudo_diagnostics(host: &Host, ledger: &mut Ledger) {

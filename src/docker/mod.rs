@@ -289,6 +289,7 @@ pub(crate) fn check_value(
         Check::Template => values::text(value),
         Check::Filter => values::filter(value),
         Check::Image => values::image(value),
+        Check::BuildTag => build_tag(value, docker),
         Check::Volume => values::volume(value),
         Check::Mount => values::mount(value),
         Check::Publish => values::publish(value, &docker.publish_addresses),
@@ -297,7 +298,8 @@ pub(crate) fn check_value(
         Check::Restart => values::restart(value),
         Check::PullPolicy => values::pull_policy(value),
         Check::Platform => values::platform(value),
-        Check::Env => values::env(value),
+        Check::Env => values::run_env(value, &[]),
+        Check::Label => values::label(value, &[]),
         Check::Workdir => values::workdir(value),
         Check::User => values::user(value),
         Check::Size => values::size(value),
@@ -318,15 +320,54 @@ pub(crate) fn check_value(
     verdict.map_err(|why| Refusal::new(rule, format!("{rule}: `{} {value}`: {why}", given.written)))
 }
 
-/// `build -f`: a Dockerfile inside the very context being built.
+/// `build -f`: a Dockerfile inside the very context being built, named as one. Any other
+/// file of the context would be read as a Dockerfile, and the parse error prints its content.
 fn dockerfile(value: &str, context: Option<&str>) -> Result<(), String> {
     if !values::clean_absolute(value) {
         return Err("the Dockerfile must be an absolute path inside the build context".to_string());
+    }
+    let base = value.rsplit('/').next().unwrap_or_default();
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    let named = base == "Dockerfile"
+        || base == "dockerfile"
+        || base
+            .strip_prefix("Dockerfile.")
+            .or_else(|| base.strip_prefix("dockerfile."))
+            .is_some_and(word)
+        || base
+            .strip_suffix(".Dockerfile")
+            .or_else(|| base.strip_suffix(".dockerfile"))
+            .is_some_and(word);
+    if !named {
+        return Err(format!(
+            "`{base}` is not named as a Dockerfile (Dockerfile, Dockerfile.NAME or NAME.Dockerfile): any other file would be read as one, and the error would print it"
+        ));
     }
     match context {
         Some(ctx) if values::is_within(value, ctx) && value != ctx => Ok(()),
         _ => Err("the Dockerfile must be inside the build context".to_string()),
     }
+}
+
+/// `build -t`: a name, never one an image ID could be read as, and never one the run
+/// allow-list covers: a build must not replace `alpine:3.20` under the agent's feet.
+fn build_tag(value: &str, docker: &DockerPolicy) -> Result<(), String> {
+    let parsed = values::parse_image(value)?;
+    if engine::looks_like_id(value) {
+        return Err("a tag that reads as an image ID would hide the image behind it".to_string());
+    }
+    if let Some(list) = &docker.images
+        && let Some(entry) = list.iter().find(|e| values::image_allowed(e, &parsed))
+    {
+        return Err(format!(
+            "`{value}` is covered by the run allow-list ({entry}): a build may not replace an image that may run; tag it under another name"
+        ));
+    }
+    Ok(())
 }
 
 fn one_of_list(value: &str, list: &[String], what: &str) -> Result<(), String> {

@@ -57,6 +57,10 @@ pub enum Check {
     Signal,
     /// `stdin`, `stdout` or `stderr`.
     Stream,
+    /// `build -t`: never a name the run allow-list covers.
+    BuildTag,
+    /// `--label KEY=value`, never in a namespace other software acts on.
+    Label,
     /// `--build-arg NAME=value`, never `BUILDKIT_*`.
     BuildArg,
     /// `build -f`: a Dockerfile inside the build context.
@@ -255,7 +259,11 @@ const HOST_FILE: &str = "it reads a file on the host";
 
 const RUN: &[Opt] = &[
     value(&["add-host"], None, Check::Text),
-    value(&["annotation"], None, Check::Text),
+    never(
+        &["annotation"],
+        None,
+        "OCI annotations are read by the runtime (crun's run.oci.*, CDI device injection)",
+    ),
     value(&["attach"], Some('a'), Check::Stream),
     value(&["blkio-weight"], None, Check::Count),
     never(&["blkio-weight-device"], None, "it names a host device"),
@@ -340,7 +348,7 @@ const RUN: &[Opt] = &[
         None,
         "isolation technology is not chosen by the agent",
     ),
-    value(&["label"], Some('l'), Check::Text),
+    value(&["label"], Some('l'), Check::Label),
     never(&["label-file"], None, HOST_FILE),
     never(
         &["link"],
@@ -494,7 +502,7 @@ const BUILD: &[Opt] = &[
     never(&["cpu-period"], None, "not supported by BuildKit"),
     value(&["file"], Some('f'), Check::Dockerfile),
     never(&["iidfile"], None, "it writes a file on the host"),
-    value(&["label"], None, Check::Text),
+    value(&["label"], None, Check::Label),
     flag(&["load"], None),
     never(&["metadata-file"], None, "it writes a file on the host"),
     value(&["network"], None, Check::BuildNetwork),
@@ -527,7 +535,7 @@ const BUILD: &[Opt] = &[
         None,
         "it forwards an SSH agent or key into the build",
     ),
-    value(&["tag"], Some('t'), Check::Image),
+    value(&["tag"], Some('t'), Check::BuildTag),
     value(&["target"], None, Check::Name),
     value(&["ulimit"], None, Check::Text),
 ];

@@ -466,6 +466,54 @@ fn env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Environment variables that software outside the container acts on: the NVIDIA, AMD and
+/// Habana container runtimes inject GPUs and drivers for them (`--gpus` by another name), and
+/// reverse proxies and certificate companions publish the container for them.
+const ACTED_ON_ENV: &[&str] = &[
+    "NVIDIA_*",
+    "AMD_VISIBLE_DEVICES",
+    "HABANA_VISIBLE_DEVICES",
+    "HABANA_*",
+    "VIRTUAL_HOST",
+    "VIRTUAL_PORT",
+    "VIRTUAL_PATH",
+    "LETSENCRYPT_*",
+];
+
+/// Label namespaces that other software reads: compose treats a container with its labels
+/// as one of its services, swarm and stack likewise; traefik and caddy publish it; watchtower
+/// updates it; `agent-gate.*` is the gateway's own.
+const ACTED_ON_LABELS: &[&str] = &[
+    "com.docker.compose.*",
+    "com.docker.stack.*",
+    "com.docker.swarm.*",
+    "com.docker.*",
+    "traefik.*",
+    "traefik",
+    "caddy*",
+    "com.centurylinklabs.watchtower*",
+    "agent-gate*",
+];
+
+/// Does `name` fall under `entry` (`NAME`, or `PREFIX*`), ignoring case?
+fn covers(entry: &str, name: &str) -> bool {
+    let (name, entry) = (name.to_ascii_lowercase(), entry.to_ascii_lowercase());
+    match entry.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == entry,
+    }
+}
+
+/// Refused by default, unless the rules list the name (or a pattern covering it).
+fn acted_on(name: &str, built_in: &[&str], allowed: &[String], what: &str) -> Verdict {
+    match built_in.iter().find(|entry| covers(entry, name)) {
+        Some(entry) if !allowed.iter().any(|a| covers(a, name)) => refuse(format!(
+            "{what} `{name}` ({entry}) is read by software outside the container, which acts on it; the rules do not allow it"
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn env(value: &str) -> Verdict {
     let name = value.split_once('=').map_or(value, |(n, _)| n);
     if env_name(name) {
@@ -475,11 +523,44 @@ pub fn env(value: &str) -> Verdict {
     }
 }
 
+/// `docker run -e`: a variable, and not one that software outside the container acts on.
+pub fn run_env(value: &str, allowed: &[String]) -> Verdict {
+    env(value)?;
+    let name = value.split_once('=').map_or(value, |(n, _)| n);
+    acted_on(name, ACTED_ON_ENV, allowed, "the variable")
+}
+
+/// `--label KEY[=VALUE]`.
+pub fn label(value: &str, allowed: &[String]) -> Verdict {
+    let key = value.split_once('=').map_or(value, |(k, _)| k);
+    if key.is_empty() || key.chars().any(|c| c.is_whitespace()) {
+        return refuse("a label is `KEY=value`");
+    }
+    acted_on(key, ACTED_ON_LABELS, allowed, "the label")?;
+    text(value)
+}
+
+/// Build arguments docker predefines: they reach every `RUN` without an `ARG` line (docker's
+/// "Predefined ARGs"), so they set a proxy for everything the build fetches.
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
+
 pub fn build_arg(value: &str) -> Verdict {
     env(value)?;
     let name = value.split_once('=').map_or(value, |(n, _)| n);
-    if name.to_ascii_uppercase().starts_with("BUILDKIT_") {
+    let upper = name.to_ascii_uppercase();
+    if upper.starts_with("BUILDKIT_") {
         return refuse("BUILDKIT_* build arguments change how BuildKit runs the build");
+    }
+    if PROXY_ARGS.contains(&upper.as_str()) {
+        return refuse(format!(
+            "`{name}` is one of docker's predefined proxy arguments: it reaches every RUN of the build without an ARG line"
+        ));
     }
     Ok(())
 }
@@ -732,6 +813,53 @@ mod tests {
         assert!(restart("on-failure:3").is_ok() && restart("sometimes").is_err());
         assert!(build_arg("BUILDKIT_SYNTAX=x").is_err() && build_arg("VERSION=1").is_ok());
         assert!(env("TZ=UTC").is_ok() && env("=x").is_err());
+        // GPU injection by another name, and proxies that publish the container.
+        for name in [
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "nvidia_driver_capabilities=all",
+            "NVIDIA_REQUIRE_CUDA=cuda>=12",
+            "AMD_VISIBLE_DEVICES=0",
+            "HABANA_VISIBLE_DEVICES=all",
+            "VIRTUAL_HOST=agent.example.com",
+            "LETSENCRYPT_HOST=x",
+        ] {
+            assert!(run_env(name, &[]).is_err(), "{name}");
+        }
+        assert!(
+            run_env(
+                "NVIDIA_VISIBLE_DEVICES=0",
+                &["NVIDIA_VISIBLE_DEVICES".into()]
+            )
+            .is_ok()
+        );
+        assert!(run_env("CUDA_VISIBLE_DEVICES=0", &[]).is_ok());
+        for key in [
+            "com.docker.compose.project=app",
+            "com.docker.compose.service",
+            "COM.DOCKER.COMPOSE.project=x",
+            "traefik.enable=true",
+            "traefik.http.routers.x.rule=Host(`a`)",
+            "caddy=agent.example.com",
+            "caddy_0.reverse_proxy={{upstreams 80}}",
+            "com.centurylinklabs.watchtower.enable=true",
+            "agent-gate.session=x",
+        ] {
+            assert!(label(key, &[]).is_err(), "{key}");
+        }
+        assert!(label("traefik.enable=true", &["traefik.*".into()]).is_ok());
+        for key in ["app=web", "org.opencontainers.image.title=x", "e2e=1"] {
+            assert!(label(key, &[]).is_ok(), "{key}");
+        }
+        // docker's predefined proxy args, in both cases, like BUILDKIT_*.
+        for arg in [
+            "HTTP_PROXY=http://x",
+            "https_proxy=x",
+            "NO_PROXY=*",
+            "all_proxy=socks5://x",
+            "FTP_PROXY",
+        ] {
+            assert!(build_arg(arg).is_err(), "{arg}");
+        }
         assert!(tmpfs("/tmp:rw,size=64m").is_ok() && tmpfs("/tmp:dev").is_err());
     }
 }

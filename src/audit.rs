@@ -63,16 +63,27 @@ impl AuditRecord {
         ]
     }
 
-    /// The record written before anything runs.
+    /// The record written before anything runs. What the command will do comes first (the
+    /// decision, the rule, the details the checker named, the exact argv), then what the
+    /// agent wrote: a long command cannot push what runs past a receiver's cut.
     pub fn decision(origin: &Origin, raw: &str, decision: &Decision) -> Self {
-        let mut fields = Self::base("decision", origin, raw);
-        fields.push(("argv", json_list(&decision.argv)));
-        fields.push(("decision", decision.decision_word().to_string()));
-        fields.push(("rule", decision.rule.clone()));
-        fields.push(("reason", decision.reason.clone()));
+        let mut fields = vec![
+            ("event", "decision".to_string()),
+            ("decision", decision.decision_word().to_string()),
+            ("key", origin.key.clone()),
+            ("rule", decision.rule.clone()),
+        ];
+        fields.extend(decision.details.iter().cloned());
         if let Some(plan) = decision.plan() {
             fields.push(("exec", json_list(plan.argv())));
         }
+        fields.push(("reason", decision.reason.clone()));
+        let base = Self::base("decision", origin, raw);
+        fields.extend(
+            base.into_iter()
+                .filter(|(name, _)| !matches!(*name, "event" | "key")),
+        );
+        fields.push(("argv", json_list(&decision.argv)));
         fields.push(("rules", origin.rules_digest.clone()));
         let severity = match decision.outcome {
             Outcome::Allow(_) | Outcome::Help => Severity::Info,
@@ -245,6 +256,40 @@ mod tests {
                 &kept[kept.len() - 30..]
             );
             assert!(kept.ends_with("\\x01") || kept.ends_with("\\\\"), "{kept}");
+        }
+    }
+
+    #[test]
+    fn what_runs_comes_before_what_the_agent_padded() {
+        let policy = crate::rules::parse(
+            "version: 1\nkeys: {hermes: {may: [docker]}}\ndocker:\n  program: /usr/bin/docker\n  config: /etc/agent-gate/docker-config\n  subcommands:\n    run: [rm, label, volume]\n",
+        )
+        .unwrap();
+        let pad = "x".repeat(1000);
+        let raw = format!(
+            "docker run --rm --label a={pad} --label b={pad} --label c={pad} -v data:/d evil/image:1 true"
+        );
+        let decision = crate::decide::decide(
+            &policy,
+            &crate::decide::Request {
+                raw: &raw,
+                key: Some("hermes"),
+                by_key: false,
+                client: None,
+                fingerprint: None,
+            },
+        );
+        assert_eq!(decision.decision_word(), "allow", "{}", decision.reason);
+        let line =
+            AuditRecord::decision(&Origin::default(), &raw, &decision).render(AuditFormat::Kv);
+        for field in [
+            "decision=\"allow\"",
+            "rule=\"docker run\"",
+            "image=\"evil/image:1\"",
+            "mounts=\"-v data:/d\"",
+        ] {
+            let at = line.find(field).unwrap_or(usize::MAX);
+            assert!(at < 200, "{field} at {at}: {}", &line[..300]);
         }
     }
 }

@@ -69,6 +69,7 @@ pub fn decide_with(policy: &Policy, request: &Request<'_>, facts: &Facts) -> Dec
             hint: None,
             argv,
             needs: Needs::default(),
+            details: Vec::new(),
         };
     }
     match classify(policy, &argv, facts) {
@@ -85,6 +86,7 @@ pub fn decide_with(policy: &Policy, request: &Request<'_>, facts: &Facts) -> Dec
             hint: None,
             argv,
             needs: c.needs,
+            details: c.details,
         },
         Ok(c) => {
             let reason = format!("this key may not use rule `{}`", c.permission);
@@ -163,6 +165,7 @@ fn refused(kind: RefusalKind, argv: Vec<String>, r: Refusal) -> Decision {
         hint: r.hint,
         argv,
         needs: Needs::default(),
+        details: Vec::new(),
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Decision {
     pub argv: Vec<String>,
     /// Facts from the engine an allow rests on; the edge gathers them and decides again.
     pub needs: Needs,
+    /// What an allowed command will do (`image`, `mounts`, ...), for the audit record.
+    pub details: Vec<(&'static str, String)>,
 }
 
 impl Decision {
@@ -100,6 +102,9 @@ pub struct Classified {
     pub plan: ExecPlan,
     /// Facts from the engine this decision rests on (empty: the string says it all).
     pub needs: Needs,
+    /// What the command will do, in the fields an auditor reads first (`image`, `mounts`,
+    /// ...): the audit record puts them before anything long the agent wrote.
+    pub details: Vec<(&'static str, String)>,
 }
 
 impl Classified {
@@ -115,7 +120,13 @@ impl Classified {
             tier,
             plan,
             needs: Needs::default(),
+            details: Vec::new(),
         }
+    }
+
+    pub fn with_details(mut self, details: Vec<(&'static str, String)>) -> Self {
+        self.details = details;
+        self
     }
 
     pub fn with_needs(mut self, needs: Needs) -> Self {

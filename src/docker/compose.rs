@@ -36,6 +36,19 @@ pub fn check(
     let Some(verb) = head.operands.first().copied() else {
         return Err(Refusal::new(rule, "`docker compose` needs a verb").hint(verbs_hint()));
     };
+    // cobra finds the subcommand among the words before a `--` only: `docker compose -f F --
+    // up` runs no `up` (compose says "unknown command"), so it must not be recorded as one.
+    let at = args.len() - head.operands.len();
+    if args
+        .get(..at)
+        .is_some_and(|before| before.iter().any(|a| a == "--"))
+    {
+        return Err(Refusal::new(
+            rule,
+            format!("`--` before the verb: compose would not read `{verb}` as its command"),
+        )
+        .hint("write the verb right after compose's options: `docker compose -f FILE ps`"));
+    }
     let Some(allowed) = docker.compose_verbs.get(verb) else {
         let why = spec::never_compose_verb(verb).unwrap_or("it is not part of this host's policy");
         return Err(Refusal::new(

@@ -131,8 +131,51 @@ pub fn check(
         docker.timeout,
     )
     .with_stdin(docker.stdin);
+    let mut details = Vec::new();
+    if let Some(image) = parsed
+        .operands
+        .first()
+        .filter(|_| sub.operands == Operands::ImageAndCommand)
+    {
+        details.push(("image", image.to_string()));
+        if let Some((_, id)) = &pinned {
+            details.push(("image_id", id.clone()));
+        }
+        details.extend(run_details(&parsed));
+    }
     let rule = if sudo { format!("sudo {rule}") } else { rule };
-    Ok(Classified::new(rule, "docker", Tier::Allow, plan).with_needs(needs))
+    Ok(Classified::new(rule, "docker", Tier::Allow, plan)
+        .with_needs(needs)
+        .with_details(details))
+}
+
+/// What a `docker run` reaches beyond its image: mounts, published ports, networks.
+fn run_details(parsed: &Parsed<'_>) -> Vec<(&'static str, String)> {
+    let mut mounts = Vec::new();
+    let mut publish = Vec::new();
+    let mut network = Vec::new();
+    for given in &parsed.options {
+        let (spec::Kind::Value(check), Some(value)) = (given.opt.kind, given.value) else {
+            continue;
+        };
+        match check {
+            Check::Volume | Check::Mount | Check::Tmpfs => {
+                mounts.push(format!("{} {value}", given.written));
+            }
+            Check::Publish => publish.push(value.to_string()),
+            Check::Network => network.push(value.to_string()),
+            _ => {}
+        }
+    }
+    [
+        ("mounts", mounts),
+        ("publish", publish),
+        ("network", network),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| (k, v.join(" ")))
+    .collect()
 }
 
 /// `system df`, `network ls`, `volume ls` are two words; `info` is `system info`.

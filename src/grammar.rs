@@ -4,9 +4,15 @@
 //!
 //! Long options must be spelled in full: getopt_long would expand `--cursor-f` to
 //! `--cursor-file`, so an abbreviation is an unknown option here, never a guess.
+//!
+//! An option's value may be optional (`OptSpec::optional`): getopt's `b::` takes only an
+//! attached value (`-b-1`, `--boot=-1`); journalctl's `-b` also takes the next word when it
+//! parses as a boot descriptor (`-b -1`), which the scanner does when the word is of the
+//! option's type (`optscan::Optional::Lookahead`).
 
 use regex::Regex;
 
+pub use crate::optscan::Optional;
 use crate::optscan::{self, Item, Spelling, Stop, Style};
 
 /// A typed value for an option or an operand.
@@ -22,6 +28,12 @@ pub enum ValueType {
     Exact(String),
     /// Any text that does not start with `-`.
     Text,
+    /// A timestamp as systemd reads one (systemd.time(7), `journalctl --since`), in the
+    /// forms `systemd_time` accepts.
+    SystemdTime,
+    /// Comma-separated `KEY=VALUE` pairs, each key one of these and at most once, each value
+    /// of its key's type: `sshd -C user=alice,addr=192.0.2.1`.
+    KeyValues(Vec<(String, ValueType)>),
 }
 
 impl ValueType {
@@ -42,6 +54,8 @@ impl ValueType {
             Self::Text if value.starts_with('-') || value.is_empty() => {
                 Some("must be non-empty text that does not start with `-`".to_string())
             }
+            Self::SystemdTime if !systemd_time(value) => Some(SYSTEMD_TIME_FORMS.to_string()),
+            Self::KeyValues(keys) => key_values_mismatch(keys, value),
             _ => None,
         }
     }
@@ -52,8 +66,146 @@ impl ValueType {
             Self::Enum(words) => words.join("|"),
             Self::Exact(want) => want.clone(),
             Self::Int { min, max } => format!("{}({min}..{max})", name.to_uppercase()),
-            Self::Pattern { .. } | Self::Text => name.to_uppercase(),
+            Self::Pattern { .. } | Self::Text | Self::SystemdTime => name.to_uppercase(),
+            Self::KeyValues(keys) => {
+                let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+                format!("({})=VALUE,...", names.join("|"))
+            }
         }
+    }
+}
+
+/// Why `value` is not `KEY=VALUE[,KEY=VALUE...]` over `keys`, or `None` when it is.
+fn key_values_mismatch(keys: &[(String, ValueType)], value: &str) -> Option<String> {
+    let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    let form = || {
+        format!(
+            "must be KEY=VALUE pairs separated by commas, KEY one of: {}",
+            names.join(", ")
+        )
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for item in value.split(',') {
+        let Some((key, v)) = item.split_once('=') else {
+            return Some(format!("{}; `{item}` is not KEY=VALUE", form()));
+        };
+        let Some((_, ty)) = keys.iter().find(|(k, _)| k == key) else {
+            return Some(format!("{}; not `{key}`", form()));
+        };
+        if seen.contains(&key) {
+            return Some(format!("gives `{key}` twice"));
+        }
+        seen.push(key);
+        if let Some(why) = ty.mismatch(v) {
+            return Some(format!("has `{key}={v}`, whose value {why}"));
+        }
+    }
+    None
+}
+
+const SYSTEMD_TIME_FORMS: &str = "must be a time as systemd reads it: now, today, yesterday, tomorrow, @UNIX_SECONDS, -1h, +5min, '1 hour ago', '2 days ago', 2024-01-01, '2024-01-01 10:00[:00]', 2024-01-01T10:00:00, 10:00 (optionally followed by ' UTC')";
+
+/// The units systemd's `parse_sec` reads (`extract_multiplier`), as this grammar accepts
+/// them: seconds and up, ASCII only. Each one, followed by the end, a space or a digit, is
+/// read by systemd as the unit it is here (its table is matched by prefix, longest first).
+pub const SYSTEMD_TIME_UNITS: &[&str] = &[
+    "seconds", "second", "sec", "s", "minutes", "minute", "min", "m", "hours", "hour", "hr", "h",
+    "days", "day", "d", "weeks", "week", "w", "months", "month", "M", "years", "year", "y",
+];
+
+/// The longest `systemd_time` value accepted.
+pub const SYSTEMD_TIME_MAX: usize = 64;
+
+/// A strict subset of what systemd's `parse_timestamp` accepts, each form read by systemd as
+/// it reads here: `now`, `today`, `yesterday`, `tomorrow`; `@SECONDS`; `+SPAN`, `-SPAN` and
+/// `SPAN ago`, a span being `5min`, `1 hour`, `1h 30min`; `YYYY-MM-DD`, with ` HH:MM`,
+/// ` HH:MM:SS` or ` HH:MM:SS.FFFFFF` (or `T` for the space), or the time alone; a date or
+/// time may end in ` UTC`. No time zone names (systemd would open one under
+/// /usr/share/zoneinfo), no weekdays, no two-digit years; single spaces only.
+pub fn systemd_time(value: &str) -> bool {
+    if value.len() > SYSTEMD_TIME_MAX {
+        return false;
+    }
+    if matches!(value, "now" | "today" | "yesterday" | "tomorrow") {
+        return true;
+    }
+    if let Some(seconds) = value.strip_prefix('@') {
+        return digits(seconds, 1, 11);
+    }
+    if let Some(span) = value.strip_prefix(['+', '-']) {
+        return time_span(span);
+    }
+    if let Some(span) = value.strip_suffix(" ago") {
+        return time_span(span);
+    }
+    let stamp = value.strip_suffix(" UTC").unwrap_or(value);
+    match stamp.split_once([' ', 'T']) {
+        Some((date, time)) => calendar_date(date) && clock_time(time),
+        None => calendar_date(stamp) || clock_time(stamp),
+    }
+}
+
+/// `text` is `min..=max` ASCII digits.
+fn digits(text: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Two digits from 0 to `max`.
+fn two_digits(text: &str, max: u8) -> bool {
+    digits(text, 2, 2) && text.parse::<u8>().is_ok_and(|n| n <= max)
+}
+
+/// `YYYY-MM-DD`.
+fn calendar_date(text: &str) -> bool {
+    let mut parts = text.split('-');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(y), Some(m), Some(d), None) => {
+            digits(y, 4, 4) && two_digits(m, 12) && m != "00" && two_digits(d, 31) && d != "00"
+        }
+        _ => false,
+    }
+}
+
+/// `HH:MM`, `HH:MM:SS` or `HH:MM:SS.F` (1 to 6 fraction digits).
+fn clock_time(text: &str) -> bool {
+    let (hms, fraction) = match text.split_once('.') {
+        Some((hms, f)) => (hms, Some(f)),
+        None => (text, None),
+    };
+    let parts: Vec<&str> = hms.split(':').collect();
+    let fields_ok = match parts.as_slice() {
+        [h, m] => fraction.is_none() && two_digits(h, 23) && two_digits(m, 59),
+        [h, m, s] => two_digits(h, 23) && two_digits(m, 59) && two_digits(s, 59),
+        _ => false,
+    };
+    fields_ok && fraction.is_none_or(|f| digits(f, 1, 6))
+}
+
+/// One or more `NUMBER[ ]UNIT`, each after the first optionally after one space:
+/// `5min`, `1 hour`, `1h 30min`, `1h30min`.
+fn time_span(text: &str) -> bool {
+    let mut rest = text;
+    let mut first = true;
+    loop {
+        if !first {
+            if rest.is_empty() {
+                return true;
+            }
+            rest = rest.strip_prefix(' ').unwrap_or(rest);
+        }
+        first = false;
+        let number = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if !(1..=6).contains(&number) {
+            return false;
+        }
+        rest = rest.get(number..).unwrap_or_default();
+        rest = rest.strip_prefix(' ').unwrap_or(rest);
+        let unit = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (word, after) = rest.split_at(unit);
+        if !SYSTEMD_TIME_UNITS.contains(&word) {
+            return false;
+        }
+        rest = after;
     }
 }
 
@@ -72,6 +224,8 @@ pub struct OptSpec {
     pub short: Option<char>,
     pub long: Option<String>,
     pub value: Option<ValueType>,
+    /// The value may be left out, and how the tool then finds it (only with `value`).
+    pub optional: Option<Optional>,
     pub repeat: bool,
 }
 
@@ -156,6 +310,20 @@ impl optscan::Table for &Grammar {
 
     fn takes_value(&self, which: usize) -> bool {
         self.options.get(which).is_some_and(|o| o.value.is_some())
+    }
+
+    fn optional_value(&self, which: usize) -> Option<Optional> {
+        self.options
+            .get(which)
+            .filter(|o| o.value.is_some())
+            .and_then(|o| o.optional)
+    }
+
+    fn is_value(&self, which: usize, word: &str) -> bool {
+        self.options
+            .get(which)
+            .and_then(|o| o.value.as_ref())
+            .is_some_and(|ty| ty.mismatch(word).is_none())
     }
 }
 
@@ -315,8 +483,12 @@ impl Grammar {
 fn usage_of(opt: &OptSpec, bracket: bool) -> String {
     let mut text = opt.spellings();
     if let Some(ty) = &opt.value {
-        text.push(' ');
-        text.push_str(&ty.placeholder(opt.long.as_deref().unwrap_or("value")));
+        let value = ty.placeholder(opt.long.as_deref().unwrap_or("value"));
+        match opt.optional {
+            None => text.push_str(&format!(" {value}")),
+            Some(Optional::Lookahead) => text.push_str(&format!(" [{value}]")),
+            Some(Optional::Attached) => text.push_str(&format!("[={value}]")),
+        }
     }
     if bracket { format!("[{text}]") } else { text }
 }
@@ -357,6 +529,7 @@ mod tests {
             short: Some(short),
             long: Some(long.to_string()),
             value: None,
+            optional: None,
             repeat: false,
         }
     }
@@ -507,5 +680,215 @@ mod tests {
             iptables().usage(),
             "(-L|--list | -S|--list-rules) [-n|--numeric] [-v|--verbose] [-t|--table filter|nat] [-w|--wait WAIT(0..10)] [CHAIN]"
         );
+    }
+
+    /// journalctl's `-k`, `-n N`, `-S TIME`, `-b [BOOT]` (looks ahead) and a `--color[=WHEN]`
+    /// that takes its value only attached, as getopt's `::` does.
+    fn journalctl() -> Grammar {
+        let mut lines = flag('n', "lines");
+        lines.value = Some(ValueType::Int { min: 1, max: 100 });
+        let mut since = flag('S', "since");
+        since.value = Some(ValueType::SystemdTime);
+        let mut boot = flag('b', "boot");
+        boot.value = Some(ValueType::Pattern {
+            regex: Regex::new("^(?:all|[+-]?[0-9]{1,4}|[0-9a-f]{32}([+-][0-9]{1,4})?)$").unwrap(),
+            source: "all|[+-]?[0-9]{1,4}|[0-9a-f]{32}([+-][0-9]{1,4})?".into(),
+        });
+        boot.optional = Some(Optional::Lookahead);
+        let mut color = flag('c', "color");
+        color.value = Some(ValueType::Enum(vec!["always".into(), "never".into()]));
+        color.optional = Some(Optional::Attached);
+        Grammar {
+            options: vec![flag('k', "dmesg"), lines, since, boot, color],
+            ..Grammar::default()
+        }
+    }
+
+    #[test]
+    fn optional_values_as_the_tool_reads_them() {
+        let g = journalctl();
+        let id = "0123456789abcdef0123456789abcdef";
+        for ok in [
+            "-k -b".to_string(),
+            "-b -k".to_string(),
+            "-k -b -1".to_string(),
+            "-k -b 0".to_string(),
+            "-k -b all".to_string(),
+            "-b -1 -k".to_string(),
+            "-kb -1".to_string(),
+            "-kb-1".to_string(),
+            "-k --boot=-1".to_string(),
+            "-k --boot -1 -n 5".to_string(),
+            format!("-k -b {id}"),
+            format!("-k --boot={id}-1"),
+            "-k --color".to_string(),
+            "-k --color=never".to_string(),
+            "-k -calways".to_string(),
+        ] {
+            assert_eq!(g.check(&words(&ok)), Ok(()), "{ok}");
+        }
+        let table = [
+            // Not a boot descriptor: the next word is read as what it is.
+            ("-k -b -f", "option `-f` is not allowed"),
+            ("-k -b x", "unexpected extra argument `x`"),
+            ("-k -b 99999", "unexpected extra argument `99999`"),
+            ("-k -b -99999", "option `-9` is not allowed"),
+            // Attached, the value is the rest of the word, and must be a boot descriptor.
+            (
+                "-k -bk",
+                "value `k` of `--boot` must match all|[+-]?[0-9]{1,4}|[0-9a-f]{32}([+-][0-9]{1,4})?",
+            ),
+            (
+                "-k --boot=",
+                "value `` of `--boot` must match all|[+-]?[0-9]{1,4}|[0-9a-f]{32}([+-][0-9]{1,4})?",
+            ),
+            // getopt's `::` never takes the next word.
+            ("-k --color never", "unexpected extra argument `never`"),
+            ("-k -b -1 -b 0", "option `--boot` may be given only once"),
+        ];
+        for (args, want) in table {
+            let got = g.check(&words(args)).unwrap_err();
+            assert_eq!(got.message, want, "{args}");
+        }
+        assert_eq!(
+            g.usage(),
+            "[-k|--dmesg] [-n|--lines LINES(1..100)] [-S|--since SINCE] [-b|--boot [BOOT]] [-c|--color[=always|never]]"
+        );
+    }
+
+    #[test]
+    fn systemd_times_are_the_forms_systemd_reads() {
+        for ok in [
+            "now",
+            "today",
+            "yesterday",
+            "tomorrow",
+            "@1700000000",
+            "-1h",
+            "+5min",
+            "-30s",
+            "-2days",
+            "-1h 30min",
+            "-1h30min",
+            "1 hour ago",
+            "2 days ago",
+            "10min ago",
+            "1h 30min ago",
+            "3 M ago",
+            "2024-01-01",
+            "2024-01-01 10:00",
+            "2024-01-01 10:00:00",
+            "2024-01-01 10:00:00.123456",
+            "2024-01-01T10:00:00",
+            "2024-12-31 23:59:59 UTC",
+            "2024-01-01 UTC",
+            "10:00",
+            "10:00:05",
+            "10:00 UTC",
+        ] {
+            assert!(systemd_time(ok), "{ok:?}");
+            assert_eq!(ValueType::SystemdTime.mismatch(ok), None, "{ok:?}");
+        }
+        let long = format!("-{}", "1s ".repeat(30));
+        for bad in [
+            "",
+            "Now",
+            "5min",
+            "1 hour",
+            "-",
+            "-0",
+            "-1",
+            "-1 h -f",
+            "-1h -f",
+            "-1h --file=/etc/shadow",
+            "1 hour ago -f",
+            "1 hour  ago",
+            "1  hour ago",
+            " -1h",
+            "-1h ",
+            "-1hour ago",
+            "-5mins",
+            "-5ms",
+            "-5usec",
+            "-1234567s",
+            "+5 min left",
+            "@",
+            "@-1",
+            "@123456789012",
+            "@1700000000.5",
+            "2024-1-01",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-01-32",
+            "24-01-01",
+            "2024-01-01  10:00",
+            "2024-01-01 24:00",
+            "2024-01-01 10:60",
+            "2024-01-01 10:00:00.",
+            "2024-01-01 10:00:00.1234567",
+            "2024-01-01 10:00.5",
+            "2024-01-01 10:00 Asia/Tokyo",
+            "2024-01-01 10:00 CET",
+            "2024-01-01 10:00 +01:00",
+            "2024-01-01T10:00:00Z",
+            "Mon 2024-01-01",
+            "today UTC",
+            "yesterday -f",
+            "10",
+            "1e5s",
+            "-\u{b5}s",
+            long.as_str(),
+        ] {
+            assert!(!systemd_time(bad), "{bad:?}");
+        }
+        for unit in SYSTEMD_TIME_UNITS {
+            assert!(systemd_time(&format!("-5{unit}")), "{unit}");
+            assert!(systemd_time(&format!("5 {unit} ago")), "{unit}");
+        }
+    }
+
+    #[test]
+    fn key_values_are_pairs_of_known_keys() {
+        let ty = ValueType::KeyValues(vec![
+            (
+                "user".into(),
+                ValueType::Pattern {
+                    regex: Regex::new("^(?:[a-z]+)$").unwrap(),
+                    source: "[a-z]+".into(),
+                },
+            ),
+            ("lport".into(), ValueType::Int { min: 1, max: 65535 }),
+        ]);
+        for ok in ["user=root", "user=root,lport=22", "lport=2222,user=git"] {
+            assert_eq!(ty.mismatch(ok), None, "{ok}");
+        }
+        let form = "must be KEY=VALUE pairs separated by commas, KEY one of: user, lport";
+        for (bad, want) in [
+            ("", format!("{form}; `` is not KEY=VALUE")),
+            ("user=root,", format!("{form}; `` is not KEY=VALUE")),
+            (
+                "user=root,,lport=22",
+                format!("{form}; `` is not KEY=VALUE"),
+            ),
+            ("user", format!("{form}; `user` is not KEY=VALUE")),
+            ("group=wheel", format!("{form}; not `group`")),
+            ("User=root", format!("{form}; not `User`")),
+            ("user=root,user=git", "gives `user` twice".to_string()),
+            (
+                "user=Root",
+                "has `user=Root`, whose value must match [a-z]+".to_string(),
+            ),
+            (
+                "lport=0",
+                "has `lport=0`, whose value must be a whole number from 1 to 65535".to_string(),
+            ),
+            (
+                "user=root lport=22",
+                "has `user=root lport=22`, whose value must match [a-z]+".to_string(),
+            ),
+        ] {
+            assert_eq!(ty.mismatch(bad), Some(want), "{bad:?}");
+        }
+        assert_eq!(ty.placeholder("c"), "(user|lport)=VALUE,...");
     }
 }

@@ -6,6 +6,11 @@
 //! set by `Style`: pflag reads `-v=x` as the value `x` (getopt as `=x`), and a docker command
 //! may stop reading options at its first operand (`docker run IMAGE CMD...`).
 //!
+//! An option may also take an optional value (`Optional`): getopt's `b::` reads it only when
+//! it is attached (`-b-1`, `--boot=-1`); a tool that looks ahead itself, as journalctl does
+//! for `-b`, also takes the next word when that word parses as the value (`-b -1`), and
+//! leaves any other word to be read as an option or operand (`-b -k`).
+//!
 //! The scanner is lazy: a caller that refuses an option stops there, so the first problem in
 //! the argument list is the one reported.
 
@@ -36,6 +41,28 @@ pub trait Table {
     /// Does it take a value? One that does not is returned with the value attached to its
     /// long form (`--flag=x`), if any, for the caller to refuse.
     fn takes_value(&self, opt: Self::Opt) -> bool;
+    /// Is its value optional, and how is it found? `None` (the default): a value, if the
+    /// option takes one (`takes_value`), is required. An optional value wins over
+    /// `takes_value`.
+    fn optional_value(&self, _opt: Self::Opt) -> Option<Optional> {
+        None
+    }
+    /// For `Optional::Lookahead`: would the tool take `word`, the next word, as this
+    /// option's value?
+    fn is_value(&self, _opt: Self::Opt, _word: &str) -> bool {
+        false
+    }
+}
+
+/// How an option whose value may be left out finds its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optional {
+    /// getopt's `::` (and pflag's `NoOptDefVal`): only a value in the same word, `-bVALUE`
+    /// or `--boot=VALUE`; the next word is never the value.
+    Attached,
+    /// Attached, or else the next word when the tool itself takes it as the value (`is_value`):
+    /// journalctl reads `-b -1` as boot -1, and `-b -k` as `-b` and then `-k`.
+    Lookahead,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +135,18 @@ impl<'a, T: Table> Scanner<'a, T> {
             .ok_or((index, Stop::MissingValue(written, opt)))
     }
 
+    /// The value of an optional-valued option written without one: the next word, if the
+    /// option looks ahead and the tool would take it.
+    fn lookahead(&mut self, opt: T::Opt, how: Optional) -> Option<&'a str> {
+        let word = self.args.get(self.next)?;
+        if how == Optional::Lookahead && self.table.is_value(opt, word) {
+            self.next += 1;
+            Some(word)
+        } else {
+            None
+        }
+    }
+
     fn short(&mut self, index: usize, bundle: &'a str) -> Scanned<'a, T::Opt> {
         let mut chars = bundle.chars();
         let Some(letter) = chars.next() else {
@@ -120,7 +159,19 @@ impl<'a, T: Table> Scanner<'a, T> {
             return Err((index, Stop::Unknown(written)));
         };
         let pflag = matches!(self.style, Style::Pflag { .. });
-        let value = if self.table.takes_value(opt) {
+        let value = if let Some(how) = self.table.optional_value(opt) {
+            match rest.strip_prefix('=') {
+                Some(v) if pflag => Some(v),
+                // pflag (`NoOptDefVal`): no value, and the rest of the word is more flags.
+                _ if pflag && !rest.is_empty() => {
+                    self.bundle = Some((index, rest));
+                    None
+                }
+                // getopt: the rest of the word is the value (`optarg`), never more options.
+                _ if !rest.is_empty() => Some(rest),
+                _ => self.lookahead(opt, how),
+            }
+        } else if self.table.takes_value(opt) {
             match rest.strip_prefix('=') {
                 Some(v) if pflag => Some(v),
                 _ if !rest.is_empty() => Some(rest),
@@ -154,9 +205,12 @@ impl<'a, T: Table> Scanner<'a, T> {
         let Some(opt) = self.table.long(name) else {
             return Err((index, Stop::Unknown(written)));
         };
-        let value = match attached {
-            None if self.table.takes_value(opt) => Some(self.value_word(index, written, opt)?),
-            other => other,
+        let value = match (attached, self.table.optional_value(opt)) {
+            (None, Some(how)) => self.lookahead(opt, how),
+            (None, None) if self.table.takes_value(opt) => {
+                Some(self.value_word(index, written, opt)?)
+            }
+            (other, _) => other,
         };
         Ok((
             index,
@@ -296,5 +350,96 @@ mod tests {
     #[test]
     fn nothing_is_read_after_the_first_error() {
         assert_eq!(show(GETOPT, &["-z", "-a", "x"]), "0!unknown -z");
+    }
+
+    /// `-a` flag; `-b`/`--boot` an optional value that looks ahead (a number, as journalctl's
+    /// boot offsets); `-c`/`--color` an optional value only when attached (getopt's `c::`).
+    struct Optionals;
+
+    impl Table for Optionals {
+        type Opt = &'static str;
+        fn long(&self, name: &str) -> Option<&'static str> {
+            match name {
+                "boot" => Some("boot"),
+                "color" => Some("color"),
+                _ => None,
+            }
+        }
+        fn short(&self, letter: char) -> Option<&'static str> {
+            match letter {
+                'a' => Some("a"),
+                'b' => Some("boot"),
+                'c' => Some("color"),
+                _ => None,
+            }
+        }
+        fn takes_value(&self, _opt: &'static str) -> bool {
+            false
+        }
+        fn optional_value(&self, opt: &'static str) -> Option<Optional> {
+            match opt {
+                "boot" => Some(Optional::Lookahead),
+                "color" => Some(Optional::Attached),
+                _ => None,
+            }
+        }
+        fn is_value(&self, opt: &'static str, word: &str) -> bool {
+            opt == "boot" && word.trim_start_matches(['-', '+']).parse::<u8>().is_ok()
+        }
+    }
+
+    fn show_optionals(words: &[&str], style: Style) -> String {
+        let args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        scan(Optionals, style, &args)
+            .map(|item| match item {
+                Ok((i, Item::Operand(w))) => format!("{i}@{w}"),
+                Ok((i, Item::Opt { opt, value, .. })) => match value {
+                    Some(v) => format!("{i}:{opt}={v}"),
+                    None => format!("{i}:{opt}"),
+                },
+                Err((i, Stop::Unknown(s))) => format!("{i}!unknown {s}"),
+                Err((i, Stop::MissingValue(s, _))) => format!("{i}!missing {s}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn optional_values_are_read_as_the_tool_reads_them() {
+        let rows: &[(&[&str], &str)] = &[
+            // Nothing after it, or a word the tool does not take: no value.
+            (&["-b"], "0:boot"),
+            (&["-b", "-a"], "0:boot 1:a"),
+            (&["-b", "x"], "0:boot 1@x"),
+            (&["-b", "--", "-1"], "0:boot 2@-1"),
+            (&["--boot", "-a"], "0:boot 1:a"),
+            // journalctl's lookahead: the next word, when it is a value.
+            (&["-b", "-1"], "0:boot=-1"),
+            (&["-b", "0", "-a"], "0:boot=0 2:a"),
+            (&["--boot", "-1"], "0:boot=-1"),
+            (&["-ab", "-1"], "0:a 0:boot=-1"),
+            // Attached: the rest of the word, whatever it is (the caller checks it).
+            (&["-b-1"], "0:boot=-1"),
+            (&["-ba"], "0:boot=a"),
+            (&["--boot=-1"], "0:boot=-1"),
+            (&["--boot="], "0:boot="),
+            // getopt's `::`: never the next word.
+            (&["-c", "1"], "0:color 1@1"),
+            (&["--color", "1"], "0:color 1@1"),
+            (&["-c1", "-a"], "0:color=1 1:a"),
+            (&["--color=always"], "0:color=always"),
+            (&["-ac"], "0:a 0:color"),
+        ];
+        for (words, want) in rows {
+            assert_eq!(show_optionals(words, GETOPT), *want, "{words:?}");
+        }
+        // pflag's optional values (`NoOptDefVal`): `=` or nothing; `-ca` is two flags.
+        for (words, want) in [
+            (&["-c=1"][..], "0:color=1"),
+            (&["-ca"][..], "0:color 0:a"),
+            (&["--color=1", "-c", "1"][..], "0:color=1 1:color 2@1"),
+        ] {
+            assert_eq!(show_optionals(words, PFLAG), want, "{words:?}");
+        }
     }
 }

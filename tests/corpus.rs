@@ -1,7 +1,9 @@
 //! The red-team and legitimate corpus (tests/corpus/attack.tsv and legit.tsv, copied from the
-//! project's shared corpus, and attack-classes.tsv, the project's own rows for each class of
-//! bypass it closed) against tests/corpus/rules.yaml, key `hermes`: through `decide`
-//! directly, and through the binary's `explain --json --batch`, as an operator's script would.
+//! project's shared corpus; attack-classes.tsv, the project's own rows for each class of
+//! bypass it closed; legit-classes.tsv and attack-classes-programs.tsv, the project's own rows
+//! for the declared programs' forms it allows and their neighbours that stay refused) against
+//! tests/corpus/rules.yaml, key `hermes`: through `decide` directly, and through the binary's
+//! `explain --json --batch`, as an operator's script would.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,7 +25,9 @@ use support::{Row, decode, rows};
 fn all_rows() -> Vec<Row> {
     let mut all = rows("attack.tsv");
     all.extend(rows("attack-classes.tsv"));
+    all.extend(rows("attack-classes-programs.tsv"));
     all.extend(rows("legit.tsv"));
+    all.extend(rows("legit-classes.tsv"));
     all
 }
 
@@ -38,6 +42,14 @@ fn the_decoder_follows_the_readme() {
     assert_eq!(a002.command, "   ");
     assert_eq!(attack.len(), 371);
     assert_eq!(rows("legit.tsv").len(), 78);
+    assert_eq!(rows("legit-classes.tsv").len(), 55);
+    assert_eq!(rows("attack-classes-programs.tsv").len(), 68);
+    // The project's own files use ids of their own, so a row is never two rows.
+    let mut ids: Vec<String> = all_rows().into_iter().map(|r| r.id).collect();
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "an id is used twice");
 }
 
 #[test]
@@ -147,8 +159,12 @@ fn every_row_through_the_binary_batch_mode() {
         }
     }
     // The shipped sample: 371 attack rows (two of them canonical deploys) and 78 legitimate
-    // rows; and the project's own attack rows.
+    // rows; and the project's own attack rows and legitimate rows.
     let own = support::rows("attack-classes.tsv").len();
-    assert_eq!((refused, allowed, asked), (369 + own, 78, 2));
+    let own_programs = support::rows("attack-classes-programs.tsv").len();
+    assert_eq!(
+        (refused, allowed, asked),
+        (369 + own + own_programs, 78 + 55, 2)
+    );
     println!("corpus via --batch: {refused} refused, {allowed} allowed, {asked} need approval");
 }

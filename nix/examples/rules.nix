@@ -29,6 +29,8 @@
         "sshd-config"
         "ss-listening"
         "proc-net-tcp"
+        "ss-user"
+        "proc-net-user"
       ];
     };
   };
@@ -456,15 +458,26 @@
         {
           short = "S";
           long = "since";
-          value = {
-            pattern = "[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2})?)?|-?[0-9]{1,5}(s|min|m|h|d|w)|today|yesterday|now";
-          };
+          value = "systemd_time";
         }
         {
           short = "U";
           long = "until";
+          value = "systemd_time";
+        }
+        {
+          short = "b";
+          long = "boot";
           value = {
-            pattern = "[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2})?)?|-?[0-9]{1,5}(s|min|m|h|d|w)|today|yesterday|now";
+            pattern = "all|[+-]?[0-9]{1,4}|[0-9a-fA-F]{32}([+-][0-9]{1,4})?";
+          };
+          optional_value = "lookahead";
+        }
+        {
+          short = "g";
+          long = "grep";
+          value = {
+            pattern = "[A-Za-z0-9_.:/,@%]([A-Za-z0-9_.:/,@%-]| [A-Za-z0-9_]){0,63}";
           };
         }
       ];
@@ -482,6 +495,8 @@
         allow = [
           "sudo journalctl -k -n 100"
           "sudo journalctl -u fail2ban --since today -o short-iso"
+          "sudo journalctl -k -b -1 --since '1 hour ago'"
+          "sudo journalctl -u fail2ban -g Ban --since -2h"
         ];
         refuse = [
           "sudo journalctl"
@@ -489,6 +504,9 @@
           "sudo journalctl -k -e"
           "sudo journalctl --vacuum-time=1s"
           "sudo journalctl -u sshd"
+          "sudo journalctl -k -b -f"
+          "sudo journalctl -k --since '-1h -f'"
+          "sudo journalctl -k --grep '(a+)+$'"
         ];
       };
     }
@@ -502,14 +520,48 @@
         {
           short = "T";
         }
+        {
+          short = "C";
+          value = {
+            key_values = {
+              addr = {
+                pattern = "([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}";
+              };
+              host = {
+                pattern = "[A-Za-z0-9:][A-Za-z0-9.:-]{0,63}";
+              };
+              laddr = {
+                pattern = "([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}";
+              };
+              lport = {
+                int = [ 1 65535 ];
+              };
+              rdomain = {
+                pattern = "[A-Za-z0-9_.-]{1,15}";
+              };
+              user = {
+                pattern = "[A-Za-z_][A-Za-z0-9_.-]{0,31}";
+              };
+            };
+          };
+        }
       ];
       exactly_one_of = [
         [ "T" ]
       ];
       timeout = 30;
       examples = {
-        allow = [ "sudo sshd -T" ];
-        refuse = [ "sudo sshd" "sudo sshd -T -f /root/.ssh/id_ed25519" ];
+        allow = [
+          "sudo sshd -T"
+          "sudo sshd -T -C user=ai-worker,host=agent.example,addr=10.88.0.5"
+        ];
+        refuse = [
+          "sudo sshd"
+          "sudo sshd -T -f /root/.ssh/id_ed25519"
+          "sudo sshd -T -C 'user=root;id'"
+          "sudo sshd -C user=root"
+          "sudo sshd -T -C user=root,group=wheel"
+        ];
       };
     }
     {
@@ -563,12 +615,12 @@
       command = "cat";
       path = "/run/current-system/sw/bin/cat";
       sudo = true;
-      description = "the kernel's TCP socket tables";
+      description = "the kernel's TCP and UDP socket tables";
       args = [
         {
           name = "file";
           value = {
-            enum = [ "/proc/net/tcp" "/proc/net/tcp6" ];
+            enum = [ "/proc/net/tcp" "/proc/net/tcp6" "/proc/net/udp" "/proc/net/udp6" ];
           };
         }
       ];
@@ -576,6 +628,72 @@
       examples = {
         allow = [ "sudo cat /proc/net/tcp" ];
         refuse = [ "sudo cat /etc/shadow" "sudo cat /proc/net/tcp /etc/shadow" ];
+      };
+    }
+    # The same diagnostics without sudo: an unprivileged account reads them too (ss -p then
+    # shows only this account's own processes). Agents type them both ways.
+    {
+      id = "ss-user";
+      command = "ss";
+      path = "/run/current-system/sw/bin/ss";
+      description = "sockets, as this account (-p names only its own processes; sudo ss for all)";
+      options = [
+        {
+          short = "t";
+          long = "tcp";
+        }
+        {
+          short = "u";
+          long = "udp";
+        }
+        {
+          short = "l";
+          long = "listening";
+        }
+        {
+          short = "a";
+          long = "all";
+        }
+        {
+          short = "n";
+          long = "numeric";
+        }
+        {
+          short = "p";
+          long = "processes";
+        }
+        {
+          short = "4";
+          long = "ipv4";
+        }
+        {
+          short = "6";
+          long = "ipv6";
+        }
+      ];
+      timeout = 30;
+      examples = {
+        allow = [ "ss -tlnp" "ss -tulpn" ];
+        refuse = [ "ss -tlnpK" "ss -E" "ss -D /tmp/dump" ];
+      };
+    }
+    {
+      id = "proc-net-user";
+      command = "cat";
+      path = "/run/current-system/sw/bin/cat";
+      description = "the kernel's TCP and UDP socket tables, as this account";
+      args = [
+        {
+          name = "file";
+          value = {
+            enum = [ "/proc/net/tcp" "/proc/net/tcp6" "/proc/net/udp" "/proc/net/udp6" ];
+          };
+        }
+      ];
+      timeout = 30;
+      examples = {
+        allow = [ "cat /proc/net/tcp" "cat /proc/net/udp6" ];
+        refuse = [ "cat /etc/shadow" "cat /proc/net/tcp /etc/passwd" "cat /proc/self/environ" ];
       };
     }
   ];

@@ -15,7 +15,7 @@ use super::{
     Example, KeyPolicy, Policy, PolicyError, ProgramRule,
 };
 use crate::docker::{spec, values};
-use crate::grammar::{ArgSpec, Grammar, OptSpec, ValueType};
+use crate::grammar::{ArgSpec, Grammar, OptSpec, Optional, ValueType};
 use crate::sudoers::ere;
 
 pub const DEFAULT_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/usr/bin:/bin";
@@ -367,28 +367,18 @@ fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy
             _ => return err(a, format!("`{}` is not a specific IP address", a.value)),
         }
     }
-    let images = match &model.run.images {
-        None => None,
-        Some(list) => {
-            let mut out = Vec::new();
-            for i in list {
-                let base = i.value.strip_suffix("/*").unwrap_or(&i.value);
-                let probe = if i.value.ends_with("/*") {
-                    format!("{base}/x")
-                } else {
-                    base.to_string()
-                };
-                if values::image(&probe).is_err() || probe.contains(':') && !probe.contains('/') {
-                    return err(
-                        i,
-                        format!("`{}` is not a repository or `namespace/*`", i.value),
-                    );
-                }
-                out.push(i.value.clone());
-            }
-            Some(out)
-        }
-    };
+    let images = model
+        .run
+        .images
+        .as_deref()
+        .map(image_patterns)
+        .transpose()?;
+    let build_tags = model
+        .build
+        .tags
+        .as_deref()
+        .map(image_patterns)
+        .transpose()?;
     let mut build_contexts = Vec::new();
     for c in &model.build.contexts {
         build_contexts.push(absolute(c, "a build context")?);
@@ -429,6 +419,7 @@ fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy
         publish_addresses,
         images,
         build_contexts,
+        build_tags,
         compose_files,
         compose_projects,
         compose_verbs,
@@ -654,10 +645,38 @@ fn option(o: &OptionModel, at: &S) -> Result<OptSpec, PolicyError> {
             o.long.as_ref().or(o.short.as_ref()).unwrap_or(at),
         )?),
     };
+    let optional = match &o.optional_value {
+        None => None,
+        Some(how) => {
+            let how_value = match how.value.as_str() {
+                "attached" => Optional::Attached,
+                "lookahead" => Optional::Lookahead,
+                _ => {
+                    return err(
+                        how,
+                        "optional_value is `attached` (getopt's `::`: -bVALUE, --boot=VALUE) or `lookahead` (also the next word when it is of the value's type)",
+                    );
+                }
+            };
+            match &value {
+                None => return err(how, "optional_value needs a `value`"),
+                // The next word is the value exactly when the type says so: `text` would take
+                // any word, where the tool takes only what it can parse.
+                Some(ValueType::Text) if how_value == Optional::Lookahead => {
+                    return err(
+                        how,
+                        "a `lookahead` value must be typed (enum, int, pattern, exact, systemd_time): the next word is the value only when the tool would parse it as one",
+                    );
+                }
+                Some(_) => Some(how_value),
+            }
+        }
+    };
     Ok(OptSpec {
         short,
         long,
         value,
+        optional,
         repeat: o.repeat,
     })
 }
@@ -674,7 +693,13 @@ fn sudo_expressible(v: &ValueModel) -> Result<(), PolicyError> {
         ValueModel::Pattern(source) => {
             ere::pattern(&source.value).map_err(|e| error_at(source, e))?;
         }
-        ValueModel::Int(_) | ValueModel::Text => {}
+        ValueModel::KeyValues(keys) => {
+            for (key, v) in keys {
+                ere::plain_word(key.as_str()).map_err(|e| error_at(&key.0, e))?;
+                sudo_expressible(v)?;
+            }
+        }
+        ValueModel::Int(_) | ValueModel::Text | ValueModel::SystemdTime => {}
     }
     Ok(())
 }
@@ -726,6 +751,41 @@ fn value_type(v: &ValueModel, at: &S) -> Result<ValueType, PolicyError> {
             ValueType::Exact(s.value.clone())
         }
         ValueModel::Text => ValueType::Text,
+        ValueModel::SystemdTime => ValueType::SystemdTime,
+        ValueModel::KeyValues(keys) => {
+            if keys.is_empty() {
+                return err(at, "key_values needs at least one key");
+            }
+            let mut out = Vec::new();
+            for (key, v) in keys {
+                if !is_word(key.as_str(), &['_']) {
+                    return err(
+                        &key.0,
+                        format!(
+                            "key `{}` is not lowercase letters, digits, `-` and `_`",
+                            key.as_str()
+                        ),
+                    );
+                }
+                if matches!(v, ValueModel::KeyValues(_)) {
+                    return err(&key.0, "key_values do not nest");
+                }
+                // The pairs are split at commas first: a value with one would never match.
+                let words: Vec<&S> = match v {
+                    ValueModel::Enum(words) => words.iter().collect(),
+                    ValueModel::Exact(word) => vec![word],
+                    _ => Vec::new(),
+                };
+                if let Some(w) = words.iter().find(|w| w.value.contains(',')) {
+                    return err(
+                        w,
+                        "a key_values value cannot contain `,`, which separates the pairs",
+                    );
+                }
+                out.push((key.as_str().to_string(), value_type(v, &key.0)?));
+            }
+            ValueType::KeyValues(out)
+        }
     })
 }
 
@@ -802,6 +862,27 @@ fn approval(a: &ApprovalModel) -> Result<ApprovalPolicy, PolicyError> {
         wait: Duration::from_secs(wait),
         notify,
     })
+}
+
+/// A list of repositories and `namespace/*` patterns (the run allow-list, the build tags).
+fn image_patterns(list: &[S]) -> Result<Vec<String>, PolicyError> {
+    let mut out = Vec::new();
+    for i in list {
+        let base = i.value.strip_suffix("/*").unwrap_or(&i.value);
+        let probe = if i.value.ends_with("/*") {
+            format!("{base}/x")
+        } else {
+            base.to_string()
+        };
+        if values::image(&probe).is_err() || probe.contains(':') && !probe.contains('/') {
+            return err(
+                i,
+                format!("`{}` is not a repository or `namespace/*`", i.value),
+            );
+        }
+        out.push(i.value.clone());
+    }
+    Ok(out)
 }
 
 /// Every rule's examples, with where each is written, for the self-check.
@@ -931,6 +1012,15 @@ mod tests {
             host("    args:\n      - {name: file, value: {exact: /proc/net/tcp}}\n"),
             host("    args:\n      - {name: prompt, value: text}\n"),
             host("    sudo: true\n    options:\n      - {short: T}\n    exactly_one_of: [[T]]\n"),
+            host(
+                "    sudo: true\n    options:\n      - {short: b, long: boot, value: {int: [-9, 9]}, optional_value: lookahead}\n      - {long: color, value: {enum: [always]}, optional_value: attached}\n      - {short: S, value: systemd_time}\n",
+            ),
+            host(
+                "    sudo: true\n    options:\n      - short: C\n        value:\n          key_values:\n            user: {pattern: '[a-z]+'}\n            lport: {int: [1, 65535]}\n            l_addr: {exact: x}\n",
+            ),
+            host(
+                "    sudo: true\n    args:\n      - {name: when, value: {pattern: '[0-9]+( [a-z]+)?'}}\n",
+            ),
             program("    command: ollama\n    container: ollama\n    words: [list]\n"),
             docker("    ps: [all, quiet]\n", "  sudo_subcommands: [ps]\n"),
             docker(
@@ -1213,7 +1303,67 @@ mod tests {
                 "a timeout is from 1 to 86400 seconds",
                 At::After("timeout: "),
             ),
+            // Optional values and the new types.
+            (
+                host("    options:\n      - {short: b, value: {int: [0, 9]}, optional_value: maybe}\n"),
+                "optional_value is `attached`",
+                At::After("optional_value: "),
+            ),
+            (
+                host("    options:\n      - {short: b, optional_value: attached}\n"),
+                "optional_value needs a `value`",
+                At::After("optional_value: "),
+            ),
+            (
+                host("    options:\n      - {short: b, value: text, optional_value: lookahead}\n"),
+                "a `lookahead` value must be typed",
+                At::After("optional_value: "),
+            ),
+            (
+                host("    options:\n      - {short: b, value: systemd_time, optional_value: true}\n"),
+                "optional_value is `attached`",
+                At::After("optional_value: "),
+            ),
+            (
+                host("    options:\n      - {short: C, value: {key_values: {}}}\n"),
+                "key_values needs at least one key",
+                At::After("- {short: "),
+            ),
+            (
+                host("    options:\n      - {short: C, value: {key_values: {User: text}}}\n"),
+                "key `User` is not lowercase letters",
+                At::Nth("User", 0),
+            ),
+            (
+                host(
+                    "    options:\n      - {short: C, value: {key_values: {a: {key_values: {b: text}}}}}\n",
+                ),
+                "key_values do not nest",
+                At::After("key_values: {"),
+            ),
+            (
+                host("    options:\n      - {short: C, value: {key_values: {a: {enum: [x, 'y,z']}}}}\n"),
+                "a key_values value cannot contain `,`",
+                At::After("x, "),
+            ),
+            (
+                host("    options:\n      - {short: C, value: {key_values: {a: {int: [2, 1]}}}}\n"),
+                "an int is `[MIN, MAX]` with MIN <= MAX",
+                At::After("int: "),
+            ),
             // A sudo rule must be expressible in sudoers.
+            (
+                host("    sudo: true\n    args:\n      - {name: x, value: {pattern: 'a( -[a-z]+)?'}}\n"),
+                "a space in a sudo rule's pattern must be followed by a letter, digit",
+                At::After("pattern: "),
+            ),
+            (
+                host(
+                    "    sudo: true\n    options:\n      - short: C\n        value:\n          key_values:\n            user: {pattern: 'a b?'}\n",
+                ),
+                "a space in a sudo rule's pattern must be followed by a letter, digit",
+                At::After("user: {pattern: "),
+            ),
             (
                 host("    sudo: true\n    args:\n      - {name: x, value: {pattern: '^a$'}}\n"),
                 "has no POSIX form for sudoers",

@@ -150,6 +150,8 @@ pub struct DockerPolicy {
     /// `None`: any image may run.
     pub images: Option<Vec<String>>,
     pub build_contexts: Vec<String>,
+    /// The names `build -t` may give; `None`: any the run allow-list does not cover.
+    pub build_tags: Option<Vec<String>>,
     pub compose_files: Vec<String>,
     pub compose_projects: Vec<String>,
     pub compose_verbs: BTreeMap<String, BTreeSet<String>>,

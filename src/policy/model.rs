@@ -148,6 +148,10 @@ pub struct RunModel {
 pub struct BuildModel {
     #[serde(default)]
     pub contexts: Vec<S>,
+    /// The names `docker build -t` may give (`namespace/*` or a repository); unset: any name
+    /// the run allow-list does not cover.
+    #[serde(default)]
+    pub tags: Option<Vec<S>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,6 +213,11 @@ pub struct OptionModel {
     pub long: Option<S>,
     #[serde(default)]
     pub value: Option<ValueModel>,
+    /// The value may be left out: `attached` (getopt's `::`: only `-bVALUE`, `--boot=VALUE`)
+    /// or `lookahead` (as journalctl reads `-b`: attached, or else the next word when it is
+    /// of the value's type).
+    #[serde(default)]
+    pub optional_value: Option<S>,
     #[serde(default)]
     pub repeat: bool,
 }
@@ -221,6 +230,13 @@ pub enum ValueModel {
     Pattern(S),
     Exact(S),
     Text,
+    /// A timestamp as systemd reads it (`journalctl --since`): see `grammar::systemd_time`.
+    #[serde(rename = "systemd_time")]
+    SystemdTime,
+    /// Comma-separated `KEY=VALUE` pairs: each key listed here, at most once, with a value of
+    /// its type (`sshd -C user=alice,addr=192.0.2.1`).
+    #[serde(rename = "key_values")]
+    KeyValues(BTreeMap<Key, ValueModel>),
 }
 
 #[derive(Debug, Deserialize)]

@@ -33,6 +33,7 @@ pub mod optscan;
 pub mod plan;
 pub mod policy;
 pub mod programs;
+pub mod redact;
 pub mod render;
 pub mod rules;
 pub mod sshkey;

@@ -15,6 +15,13 @@ pub struct Defaults {
 
 /// An exact program, argv and environment. Fields are private and the constructor is
 /// crate-private: outside this crate a plan is only ever read, never made.
+/// What the gateway does to a program's output before the agent sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// `docker inspect`'s JSON, environment values redacted (`redact::inspect_env`).
+    InspectEnv,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecPlan {
     argv: Vec<String>,
@@ -22,6 +29,7 @@ pub struct ExecPlan {
     timeout: Duration,
     stdin: bool,
     open_files: u64,
+    filter: Option<Filter>,
 }
 
 impl ExecPlan {
@@ -56,7 +64,18 @@ impl ExecPlan {
             timeout,
             stdin: false,
             open_files: defaults.open_files,
+            filter: None,
         }
+    }
+
+    /// Pass the program's standard output through `filter` (the gateway reads it whole).
+    pub(crate) fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    pub fn filter(&self) -> Option<Filter> {
+        self.filter
     }
 
     /// Pass the agent's stdin through to the program (closed unless the rule says so).

@@ -57,7 +57,7 @@ pub fn check(
         )
         .hint(verbs_hint()));
     };
-    let Some((_, verb_table, needs_file)) = spec::COMPOSE_VERBS.iter().find(|(v, _, _)| *v == verb)
+    let Some((_, verb_table, target)) = spec::COMPOSE_VERBS.iter().find(|(v, _, _)| *v == verb)
     else {
         return Err(Refusal::new(
             rule,
@@ -75,17 +75,24 @@ pub fn check(
         let allowed: &BTreeSet<String> = if own { allowed } else { global_allowed };
         check_allowed(&rule, allowed, std::slice::from_ref(given))?;
     }
-    let mut has_file = false;
+    let (mut has_file, mut has_project) = (false, false);
     for given in head.options.iter().chain(&tail.options) {
         has_file |= given.opt.kind == Kind::Value(Check::ComposeFile);
+        has_project |= given.opt.kind == Kind::Value(Check::Project);
         check_value(&rule, docker, given, &tail)?;
     }
-    if *needs_file && !has_file {
-        return Err(Refusal::new(
-            &rule,
-            format!("{rule} needs `-f` with a vetted compose file"),
-        )
-        .hint(verbs_hint()));
+    let named = match target {
+        spec::Target::File => has_file,
+        spec::Target::FileOrProject => has_file || has_project,
+        spec::Target::Nothing => true,
+    };
+    if !named {
+        let needs = if *target == spec::Target::File {
+            "`-f` with a vetted compose file"
+        } else {
+            "`-f` with a vetted compose file or `-p` with a vetted project"
+        };
+        return Err(Refusal::new(&rule, format!("{rule} needs {needs}")).hint(verbs_hint()));
     }
     services(&rule, verb, &tail)?;
     let plan = ExecPlan::new(
@@ -101,7 +108,7 @@ pub fn check(
 }
 
 fn services(rule: &str, verb: &str, tail: &Parsed<'_>) -> Result<(), Refusal> {
-    if verb == "ls" && !tail.operands.is_empty() {
+    if matches!(verb, "ls" | "version") && !tail.operands.is_empty() {
         return Err(Refusal::new(rule, format!("{rule} takes no arguments")));
     }
     for service in &tail.operands {

@@ -5,6 +5,7 @@ pub mod engine;
 mod exec;
 pub mod parse;
 pub mod spec;
+pub mod template;
 pub mod values;
 
 use std::collections::BTreeSet;
@@ -84,6 +85,12 @@ pub fn check(
     };
     let parsed = parse::parse(&rule, &[sub.options], sub.interspersed, rest)?;
     check_allowed(&rule, allowed, &parsed.options)?;
+    if name == "stats" && !parsed.options.iter().any(|g| g.opt.name() == "no-stream") {
+        return Err(
+            Refusal::new(&rule, "`docker stats` without `--no-stream` never ends")
+                .hint("use `docker stats --no-stream`"),
+        );
+    }
     check_operands(&rule, docker, sub, &parsed)?;
     for given in &parsed.options {
         check_value(&rule, docker, given, &parsed)?;
@@ -143,6 +150,12 @@ pub fn check(
         }
         details.extend(run_details(&parsed));
     }
+    // Without --format, docker inspect prints everything: the gateway redacts the environment.
+    let plan = if name == "inspect" && !parsed.options.iter().any(|g| g.opt.name() == "format") {
+        plan.with_filter(crate::plan::Filter::InspectEnv)
+    } else {
+        plan
+    };
     let rule = if sudo { format!("sudo {rule}") } else { rule };
     Ok(Classified::new(rule, "docker", Tier::Allow, plan)
         .with_needs(needs)
@@ -185,7 +198,7 @@ fn subcommand_name<'a>(first: &str, rest: &'a [String]) -> Result<(String, &'a [
         "system" | "network" | "volume" => match rest.split_first() {
             Some((verb, rest)) if !verb.starts_with('-') => Ok((format!("{first} {verb}"), rest)),
             _ => Err(Refusal::new(format!("docker {first}"), format!("`docker {first}` needs a verb"))
-                .hint("allowed: docker system df, docker system info, docker network ls, docker volume ls")),
+                .hint("allowed: docker system df, docker system info, docker network ls|inspect, docker volume ls|inspect")),
         },
         other => Ok((other.to_string(), rest)),
     }
@@ -246,6 +259,9 @@ fn check_operands(
             ops.iter()
                 .try_for_each(|o| values::object(o).map_err(|w| bad("name", o, w)))
         }
+        Operands::OptionalObjects => ops
+            .iter()
+            .try_for_each(|o| values::object(o).map_err(|w| bad("name", o, w))),
         Operands::OneObject => {
             count(ops.len() == 1, "exactly one container")?;
             ops.iter()
@@ -329,7 +345,11 @@ pub(crate) fn check_value(
         Check::Positive => values::positive(value),
         Check::Tail => values::tail(value),
         Check::Time => values::time(value),
-        Check::Template => values::text(value),
+        // `docker inspect` never shows a container's environment (`redact`), whatever the form.
+        Check::Template if rule.ends_with("docker inspect") => {
+            template::check_hiding(value, &[&["Config", "Env"], &["ContainerConfig", "Env"]])
+        }
+        Check::Template => template::check(value),
         Check::Filter => values::filter(value),
         Check::Image => values::image(value),
         Check::BuildTag => build_tag(value, docker),
@@ -396,12 +416,22 @@ fn dockerfile(value: &str, context: Option<&str>) -> Result<(), String> {
     }
 }
 
-/// `build -t`: a name, never one an image ID could be read as, and never one the run
-/// allow-list covers: a build must not replace `alpine:3.20` under the agent's feet.
+/// `build -t`: a name, never one an image ID could be read as; one of the rules' build tags
+/// where they name some, else never one the run allow-list covers: a build must not
+/// replace `alpine:3.20` under the agent's feet.
 fn build_tag(value: &str, docker: &DockerPolicy) -> Result<(), String> {
     let parsed = values::parse_image(value)?;
     if engine::looks_like_id(value) {
         return Err("a tag that reads as an image ID would hide the image behind it".to_string());
+    }
+    if let Some(tags) = &docker.build_tags {
+        if tags.iter().any(|e| values::image_allowed(e, &parsed)) {
+            return Ok(());
+        }
+        return Err(format!(
+            "`{value}` is not among the names builds may give: {}",
+            tags.join(", ")
+        ));
     }
     if let Some(list) = &docker.images
         && let Some(entry) = list.iter().find(|e| values::image_allowed(e, &parsed))

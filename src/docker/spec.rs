@@ -128,6 +128,8 @@ pub enum Operands {
     OptionalImage,
     /// One or more names or IDs.
     Objects,
+    /// Any number of names or IDs, none included.
+    OptionalObjects,
     /// Exactly one name or ID.
     OneObject,
     /// One or more image references or IDs.
@@ -252,6 +254,19 @@ const PULL: &[Opt] = &[
 
 const SYSTEM_DF: &[Opt] = &[FORMAT, flag(&["verbose"], Some('v'))];
 const SYSTEM_INFO: &[Opt] = &[value(&["format"], Some('f'), Check::Template)];
+/// `docker version`, `docker network inspect`, `docker volume inspect`: `-f/--format` only.
+const FORMAT_ONLY: &[Opt] = &[value(&["format"], Some('f'), Check::Template)];
+const NETWORK_INSPECT: &[Opt] = &[
+    value(&["format"], Some('f'), Check::Template),
+    flag(&["verbose"], Some('v')),
+];
+/// `docker stats`: only with `--no-stream` (checked in `docker::check`); otherwise it never ends.
+const STATS: &[Opt] = &[
+    flag(&["all"], Some('a')),
+    FORMAT,
+    flag(&["no-stream"], None),
+    NO_TRUNC,
+];
 const LS: &[Opt] = &[FILTER, FORMAT, QUIET];
 const NETWORK_LS: &[Opt] = &[FILTER, FORMAT, NO_TRUNC, QUIET];
 
@@ -664,6 +679,30 @@ pub const SUBCOMMANDS: &[Sub] = &[
         operands: Operands::None,
     },
     Sub {
+        name: "version",
+        options: FORMAT_ONLY,
+        interspersed: true,
+        operands: Operands::None,
+    },
+    Sub {
+        name: "stats",
+        options: STATS,
+        interspersed: true,
+        operands: Operands::OptionalObjects,
+    },
+    Sub {
+        name: "network inspect",
+        options: NETWORK_INSPECT,
+        interspersed: true,
+        operands: Operands::Objects,
+    },
+    Sub {
+        name: "volume inspect",
+        options: FORMAT_ONLY,
+        interspersed: true,
+        operands: Operands::Objects,
+    },
+    Sub {
         name: "exec",
         options: EXEC,
         interspersed: false,
@@ -840,20 +879,38 @@ const COMPOSE_BUILD: &[Opt] = &[
 ];
 
 /// Compose verbs the grammar knows: (verb, options, needs a vetted `-f` file).
-pub const COMPOSE_VERBS: &[(&str, &[Opt], bool)] = &[
-    ("build", COMPOSE_BUILD, true),
-    ("config", COMPOSE_CONFIG, true),
-    ("down", COMPOSE_DOWN, true),
-    ("images", COMPOSE_IMAGES, true),
-    ("logs", COMPOSE_LOGS, true),
-    ("ls", COMPOSE_LS, false),
-    ("ps", COMPOSE_PS, true),
-    ("pull", COMPOSE_PULL, true),
-    ("restart", COMPOSE_RESTART, true),
-    ("start", &[], true),
-    ("stop", COMPOSE_TIMEOUT, true),
-    ("top", &[], true),
-    ("up", COMPOSE_UP, true),
+/// What a compose verb must name to act on a vetted project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A vetted compose file (`-f`): the verb reads or applies it.
+    File,
+    /// A vetted file, or a vetted project by name (`-p app`): the verb reads the project's
+    /// containers by their labels and needs no file.
+    FileOrProject,
+    /// Nothing: the verb is about compose itself or lists projects.
+    Nothing,
+}
+
+const COMPOSE_VERSION: &[Opt] = &[
+    value(&["format"], Some('f'), Check::Template),
+    flag(&["short"], None),
+];
+
+pub const COMPOSE_VERBS: &[(&str, &[Opt], Target)] = &[
+    ("build", COMPOSE_BUILD, Target::File),
+    ("config", COMPOSE_CONFIG, Target::File),
+    ("down", COMPOSE_DOWN, Target::File),
+    ("images", COMPOSE_IMAGES, Target::FileOrProject),
+    ("logs", COMPOSE_LOGS, Target::FileOrProject),
+    ("ls", COMPOSE_LS, Target::Nothing),
+    ("ps", COMPOSE_PS, Target::FileOrProject),
+    ("pull", COMPOSE_PULL, Target::File),
+    ("restart", COMPOSE_RESTART, Target::File),
+    ("start", &[], Target::File),
+    ("stop", COMPOSE_TIMEOUT, Target::File),
+    ("top", &[], Target::FileOrProject),
+    ("up", COMPOSE_UP, Target::File),
+    ("version", COMPOSE_VERSION, Target::Nothing),
 ];
 
 pub fn never_compose_verb(verb: &str) -> Option<&'static str> {
@@ -865,7 +922,7 @@ pub fn never_compose_verb(verb: &str) -> Option<&'static str> {
         "watch" => "watch syncs host paths into containers and never ends",
         "publish" | "push" => "publishing sends data off the host",
         "create" | "kill" | "rm" | "scale" | "pause" | "unpause" | "events" | "port" | "wait"
-        | "stats" | "version" | "alpha" => "it is not part of this host's policy",
+        | "stats" | "alpha" => "it is not part of this host's policy",
         _ => return None,
     })
 }

@@ -492,7 +492,7 @@ const ACTED_ON_LABELS: &[&str] = &[
     "traefik",
     "caddy*",
     "com.centurylinklabs.watchtower*",
-    "agent-gate*",
+    "agent-gate.*",
 ];
 
 /// Does `name` fall under `entry` (`NAME`, or `PREFIX*`), ignoring case?

@@ -20,6 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::OFlag;
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -29,7 +30,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
-use crate::plan::ExecPlan;
+use crate::plan::{ExecPlan, Filter};
 
 /// Between SIGTERM to the group and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -157,11 +158,25 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
     let started = Instant::now();
     let signals = signalfd(&[Signal::SIGCHLD])?;
     limit(plan.open_files())?;
-    let group = spawn(plan)?;
+    // A filtered program writes into a pipe the gateway reads; the rest write to the channel.
+    let pipe = match plan.filter() {
+        Some(_) => Some(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io)?),
+        None => None,
+    };
+    let group = spawn(plan, pipe.as_ref().map(|(_, write)| write.as_raw_fd()))?;
     let mut watch = Watch {
         signals,
         channel,
         group,
+        output: pipe.map(|(read, write)| {
+            drop(write);
+            Capture {
+                fd: read,
+                bytes: Vec::new(),
+                overflow: false,
+                open: true,
+            }
+        }),
     };
     let deadline = started + plan.timeout();
     let ending = loop {
@@ -195,6 +210,10 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
         Ending::Exited(_) | Ending::Signalled(_) => None,
         _ => Some(status),
     };
+    if let (Some(filter), Some(capture)) = (plan.filter(), watch.output.as_mut()) {
+        capture.drain();
+        deliver(filter, capture, channel);
+    }
     Ok(Finished {
         ending,
         duration: started.elapsed(),
@@ -208,7 +227,7 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
 /// defaults. posix_spawn sets the mask and dispositions in the child; std's `Command` leaves
 /// the child the gateway's mask, in which the stop signals are blocked for the signalfd, and
 /// a program started that way would never see SIGTERM.
-fn spawn(plan: &ExecPlan) -> std::io::Result<Pid> {
+fn spawn(plan: &ExecPlan, stdout: Option<std::os::fd::RawFd>) -> std::io::Result<Pid> {
     let cstr =
         |s: &str| CString::new(s).map_err(|_| std::io::Error::other("a NUL byte in the plan"));
     let argv = plan
@@ -226,6 +245,9 @@ fn spawn(plan: &ExecPlan) -> std::io::Result<Pid> {
     let null = std::fs::File::open("/dev/null")?;
     if !plan.stdin() {
         actions.add_dup2(null.as_raw_fd(), 0).map_err(io)?;
+    }
+    if let Some(fd) = stdout {
+        actions.add_dup2(fd, 1).map_err(io)?;
     }
     let mut attr = PosixSpawnAttr::init().map_err(io)?;
     attr.set_flags(
@@ -288,6 +310,95 @@ struct Watch<'a> {
     signals: SignalFd,
     channel: BorrowedFd<'a>,
     group: Pid,
+    /// The output the gateway reads for a filter, if the plan has one.
+    output: Option<Capture>,
+}
+
+/// The most of a filtered program's output that is read; past it, the output is dropped
+/// whole (a filter cannot vouch for what it did not see).
+const MAX_FILTERED: usize = 16 << 20;
+
+struct Capture {
+    fd: std::os::fd::OwnedFd,
+    bytes: Vec<u8>,
+    overflow: bool,
+    open: bool,
+}
+
+impl Capture {
+    /// Read what is there now (the pipe does not block); false at its end.
+    fn read_now(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        loop {
+            match nix::unistd::read(&self.fd, &mut chunk) {
+                Ok(0) => {
+                    self.open = false;
+                    return false;
+                }
+                Ok(n) => {
+                    if self.bytes.len() + n > MAX_FILTERED {
+                        self.overflow = true;
+                    } else {
+                        self.bytes
+                            .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => return true,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => {
+                    self.open = false;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// After the program ended: what is left in the pipe, waiting at most a second for
+    /// anything its group left behind to close it.
+    fn drain(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.open && self.read_now() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, timeout);
+        }
+    }
+}
+
+/// Write the filtered output to the agent's channel, or say why there is none.
+fn deliver(filter: Filter, capture: &Capture, channel: BorrowedFd<'_>) {
+    let text = if capture.overflow {
+        Err(format!(
+            "the output was larger than {} MiB, so it could not be filtered and is not shown",
+            MAX_FILTERED >> 20
+        ))
+    } else {
+        match filter {
+            Filter::InspectEnv => crate::redact::inspect_env(&capture.bytes),
+        }
+    };
+    let bytes = match text {
+        Ok(bytes) => bytes,
+        Err(why) if capture.bytes.is_empty() && !capture.overflow => {
+            // Nothing printed (docker failed; its error went to stderr): nothing to show.
+            let _ = why;
+            return;
+        }
+        Err(why) => format!("agent-gate: {why}\n").into_bytes(),
+    };
+    let mut rest: &[u8] = &bytes;
+    while !rest.is_empty() {
+        match nix::unistd::write(channel, rest) {
+            Ok(0) => return,
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 impl Watch<'_> {
@@ -301,14 +412,27 @@ impl Watch<'_> {
             // and POLLHUP (a socket or terminal hung up).
             fds.push(PollFd::new(self.channel, PollFlags::empty()));
         }
+        let reading = self
+            .output
+            .as_ref()
+            .filter(|c| c.open)
+            .map(|c| c.fd.as_fd());
+        if let Some(fd) = reading {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(io(e)),
         }
-        let gone = fds.get(1).is_some_and(|fd| {
-            fd.revents()
-                .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
-        });
+        let gone = channel
+            && fds.get(1).is_some_and(|fd| {
+                fd.revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+            });
+        drop(fds);
+        if let Some(capture) = self.output.as_mut().filter(|c| c.open) {
+            capture.read_now();
+        }
         let mut event = Event::Nothing;
         while let Some(info) = self.signals.read_signal().map_err(io)? {
             let signo = i32::try_from(info.ssi_signo).unwrap_or(0);

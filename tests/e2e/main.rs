@@ -151,6 +151,7 @@ fn end_to_end() {
 
     docker_through_the_gateway(&host, &mut ledger);
     engine_facts(&host, &mut ledger);
+    inspect_hides_the_environment(&host, &mut ledger);
     sudo_diagnostics(&host, &mut ledger);
     identity_and_environment(&host, &mut ledger);
     channels(&host, &mut ledger);
@@ -349,6 +350,64 @@ fn engine_facts(host: &Host, ledger: &mut Ledger) {
         decision.contains(&allowed),
         "the record shows the ID that runs: {decision}"
     );
+}
+
+/// `docker inspect` never shows a container's environment values, whatever the form.
+fn inspect_hides_the_environment(host: &Host, ledger: &mut Ledger) {
+    let name = "agent-gate-e2e-env";
+    host::run(
+        &host.docker,
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            LABEL,
+            "-e",
+            "DB_PASSWORD=hunter2",
+            "--network",
+            "none",
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    for command in [
+        format!("docker inspect {name}"),
+        format!("sudo docker inspect {name}"),
+    ] {
+        let out = ssh(host, "hermes", &command);
+        expect(&out, 0, &command);
+        let shown = text(&out.stdout);
+        assert!(!shown.contains("hunter2"), "{command}: {shown}");
+        assert!(
+            shown.contains("DB_PASSWORD=<redacted"),
+            "{command}: {shown}"
+        );
+        assert!(shown.contains("\"Running\": true"), "{command}: {shown}");
+        ledger.allowed();
+    }
+    for template in [
+        "{{.Config.Env}}",
+        "{{json .}}",
+        "{{json .Config}}",
+        "{{range .Config.Env}}{{.}}{{end}}",
+        "{{with .Config}}{{.Env}}{{end}}",
+    ] {
+        let command = format!("docker inspect --format '{template}' {name}");
+        let out = ssh(host, "hermes", &command);
+        expect(&out, 77, &command);
+        assert!(!text(&out.stdout).contains("hunter2"));
+        ledger.refused();
+    }
+    let command = format!("docker inspect --format '{{{{.State.Status}}}}' {name}");
+    let out = ssh(host, "hermes", &command);
+    expect(&out, 0, &command);
+    assert_eq!(text(&out.stdout), "running\n");
+    ledger.allowed();
+    host::run(&host.docker, &["rm", "-f", name]);
+    ledger.settle("inspect");
 }
 
 fn sudo_diagnostics(host: &Host, ledger: &mut Ledger) {

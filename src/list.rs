@@ -75,6 +75,7 @@ fn docker_section(out: &mut String, policy: &Policy, key: &KeyPolicy) {
             Some(spec::Operands::OneImage) => " IMAGE",
             Some(spec::Operands::OptionalImage) => " [IMAGE]",
             Some(spec::Operands::Context) => " CONTEXT_DIR",
+            Some(spec::Operands::OptionalObjects) => " [NAME...]",
             _ => "",
         };
         let _ = writeln!(out, "  docker {name}{opts}{operands}");
@@ -131,6 +132,12 @@ fn docker_section(out: &mut String, policy: &Policy, key: &KeyPolicy) {
         );
     }
     let _ = writeln!(out, "  logs never follow (-f): use --tail N or --since 10m");
+    if docker.subcommands.contains_key("stats") {
+        let _ = writeln!(
+            out,
+            "  stats only with --no-stream: it never ends otherwise"
+        );
+    }
 }
 
 fn options_text(allowed: &std::collections::BTreeSet<String>) -> String {

@@ -378,9 +378,11 @@ fn a_denial_reaches_the_waiting_agent_escaped() {
 #[test]
 fn requests_and_approvals_expire() {
     need_root!();
-    let desk = Desk::new(1, 0);
+    // Records keep whole seconds: an expiry of 2 s is valid for at least 1 s after filing,
+    // whatever fraction of a second the filing came at (1 s could be nothing at all).
+    let desk = Desk::new(2, 0);
     let first = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(3100));
     let late = desk.approve(&first);
     assert_eq!(late.status.code(), Some(77));
     assert!(stderr(&late).contains("is expired"), "{}", stderr(&late));
@@ -392,7 +394,7 @@ fn requests_and_approvals_expire() {
     let second = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
     assert_ne!(second, first);
     assert_eq!(desk.approve(&second).status.code(), Some(0));
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(3100));
     let out = desk.ask("hermes", "nh os switch");
     assert_eq!(out.status.code(), Some(75));
     assert_ne!(request_id(&stderr(&out)), second);

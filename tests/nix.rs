@@ -272,7 +272,13 @@ fn the_example_policy_is_the_shipped_rules_and_passes_check() {
     let shipped = Path::new(ROOT).join("rules.yaml");
     let shipped = shipped.to_str().unwrap();
     let mut batch = String::new();
-    for file in ["attack.tsv", "legit.tsv"] {
+    for file in [
+        "attack.tsv",
+        "legit.tsv",
+        "attack-classes.tsv",
+        "attack-classes-programs.tsv",
+        "legit-classes.tsv",
+    ] {
         for row in corpus::rows(file) {
             batch.push_str(&serde_json::to_string(&row.command).unwrap());
             batch.push('\n');

@@ -93,6 +93,10 @@
       "system info" = [ "format" ];
       "network ls" = [ "filter" "format" "no-trunc" "quiet" ];
       "volume ls" = [ "filter" "format" "quiet" ];
+      "network inspect" = [ "format" "verbose" ];
+      "volume inspect" = [ "format" ];
+      version = [ "format" ];
+      stats = [ "no-stream" "all" "format" "no-trunc" ];
       compose = [ "file" "project-name" "profile" ];
     };
     sudo_subcommands = [ "ps" "inspect" ];
@@ -143,6 +147,7 @@
         ];
         images = [ "quiet" "format" ];
         top = [ ];
+        version = [ "format" "short" ];
       };
     };
     examples = {
@@ -199,7 +204,7 @@
         {
           name = "model";
           value = {
-            pattern = "[a-z0-9][a-z0-9._:/-]{0,127}";
+            pattern = "([a-z0-9][a-z0-9_-]{0,63}/)?[a-z0-9][a-z0-9._-]{0,63}(:[A-Za-z0-9._-]{1,64})?";
           };
         }
         {
@@ -261,7 +266,7 @@
         {
           name = "model";
           value = {
-            pattern = "[a-z0-9][a-z0-9._:/-]{0,127}";
+            pattern = "([a-z0-9][a-z0-9_-]{0,63}/)?[a-z0-9][a-z0-9._-]{0,63}(:[A-Za-z0-9._-]{1,64})?";
           };
         }
       ];

@@ -388,4 +388,59 @@ mod tests {
             assert!(with(raw, failed).is_err(), "{raw}");
         }
     }
+
+    #[test]
+    fn what_the_rules_allow_of_the_acted_on_and_the_environment() {
+        let rules = |extra: &str| {
+            crate::rules::parse(&format!(
+                "version: 1\nkeys: {{hermes: {{may: [docker]}}}}\ndocker:\n  program: /usr/bin/docker\n  config: /etc/agent-gate/docker-config\n  subcommands:\n    run: [env, label]\n    inspect: [format]\n{extra}"
+            ))
+            .unwrap()
+        };
+        let decide = |policy: &crate::policy::Policy, raw: &str| {
+            crate::decide::decide(
+                policy,
+                &Request {
+                    raw,
+                    key: Some("hermes"),
+                    by_key: false,
+                    client: None,
+                    fingerprint: None,
+                },
+            )
+        };
+        let strict = rules("");
+        let lifted = rules(
+            "  run:\n    allow_env: [NVIDIA_VISIBLE_DEVICES]\n    allow_labels: [traefik.*]\n  inspect_shows_env: true\n",
+        );
+        for raw in [
+            "docker run -e NVIDIA_VISIBLE_DEVICES=0 alpine",
+            "docker run -l traefik.enable=true alpine",
+        ] {
+            assert_eq!(decide(&strict, raw).decision_word(), "refuse", "{raw}");
+            assert_eq!(decide(&lifted, raw).decision_word(), "allow", "{raw}");
+        }
+        // Only what the rules name: other NVIDIA_ variables stay refused.
+        let other = decide(
+            &lifted,
+            "docker run -e NVIDIA_DRIVER_CAPABILITIES=all alpine",
+        );
+        assert_eq!(other.decision_word(), "refuse");
+        let filter = |p: &crate::policy::Policy, raw: &str| {
+            decide(p, raw).plan().and_then(|plan| plan.filter())
+        };
+        assert_eq!(
+            filter(&strict, "docker inspect web"),
+            Some(crate::plan::Filter::InspectEnv)
+        );
+        assert_eq!(filter(&lifted, "docker inspect web"), None);
+        assert_eq!(
+            decide(&strict, "docker inspect --format '{{.Config.Env}}' web").decision_word(),
+            "refuse"
+        );
+        assert_eq!(
+            decide(&lifted, "docker inspect --format '{{.Config.Env}}' web").decision_word(),
+            "allow"
+        );
+    }
 }

@@ -151,7 +151,10 @@ pub fn check(
         details.extend(run_details(&parsed));
     }
     // Without --format, docker inspect prints everything: the gateway redacts the environment.
-    let plan = if name == "inspect" && !parsed.options.iter().any(|g| g.opt.name() == "format") {
+    let plan = if name == "inspect"
+        && !docker.inspect_shows_env
+        && !parsed.options.iter().any(|g| g.opt.name() == "format")
+    {
         plan.with_filter(crate::plan::Filter::InspectEnv)
     } else {
         plan
@@ -346,7 +349,7 @@ pub(crate) fn check_value(
         Check::Tail => values::tail(value),
         Check::Time => values::time(value),
         // `docker inspect` never shows a container's environment (`redact`), whatever the form.
-        Check::Template if rule.ends_with("docker inspect") => {
+        Check::Template if rule.ends_with("docker inspect") && !docker.inspect_shows_env => {
             template::check_hiding(value, &[&["Config", "Env"], &["ContainerConfig", "Env"]])
         }
         Check::Template => template::check(value),
@@ -361,8 +364,8 @@ pub(crate) fn check_value(
         Check::Restart => values::restart(value),
         Check::PullPolicy => values::pull_policy(value),
         Check::Platform => values::platform(value),
-        Check::Env => values::run_env(value, &[]),
-        Check::Label => values::label(value, &[]),
+        Check::Env => values::run_env(value, &docker.allow_env),
+        Check::Label => values::label(value, &docker.allow_labels),
         Check::Workdir => values::workdir(value),
         Check::User => values::user(value),
         Check::Size => values::size(value),

@@ -417,6 +417,9 @@ fn docker(model: &DockerModel, default_timeout: Duration) -> Result<DockerPolicy
         sudo_subcommands,
         networks,
         publish_addresses,
+        allow_env: names_or_prefixes(&model.run.allow_env, "a variable name")?,
+        allow_labels: names_or_prefixes(&model.run.allow_labels, "a label key")?,
+        inspect_shows_env: model.inspect_shows_env,
         images,
         build_contexts,
         build_tags,
@@ -862,6 +865,23 @@ fn approval(a: &ApprovalModel) -> Result<ApprovalPolicy, PolicyError> {
         wait: Duration::from_secs(wait),
         notify,
     })
+}
+
+/// Names or `PREFIX*` patterns of plain characters (for `allow_env`, `allow_labels`).
+fn names_or_prefixes(list: &[S], what: &str) -> Result<Vec<String>, PolicyError> {
+    let mut out = Vec::new();
+    for item in list {
+        let name = item.value.strip_suffix('*').unwrap_or(&item.value);
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+        {
+            return err(item, format!("`{}` is not {what} or `PREFIX*`", item.value));
+        }
+        out.push(item.value.clone());
+    }
+    Ok(out)
 }
 
 /// A list of repositories and `namespace/*` patterns (the run allow-list, the build tags).

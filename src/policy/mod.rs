@@ -147,6 +147,11 @@ pub struct DockerPolicy {
     pub sudo_subcommands: BTreeMap<String, Vec<SudoersArgs>>,
     pub networks: Vec<String>,
     pub publish_addresses: Vec<String>,
+    /// Variables and label keys other software acts on, allowed anyway (`NAME`, `PREFIX*`).
+    pub allow_env: Vec<String>,
+    pub allow_labels: Vec<String>,
+    /// `docker inspect` shows environment values (the gateway redacts them otherwise).
+    pub inspect_shows_env: bool,
     /// `None`: any image may run.
     pub images: Option<Vec<String>>,
     pub build_contexts: Vec<String>,

@@ -127,6 +127,9 @@ pub struct DockerModel {
     /// Pass the agent's stdin through to docker (closed otherwise).
     #[serde(default)]
     pub stdin: bool,
+    /// Let `docker inspect` show containers' environment values (redacted otherwise).
+    #[serde(default)]
+    pub inspect_shows_env: bool,
     #[serde(default)]
     pub examples: ExamplesModel,
 }
@@ -141,6 +144,13 @@ pub struct RunModel {
     /// Image allow-list (`library/*`, `ghcr.io/org/*`, `org/name`); absent: any image.
     #[serde(default)]
     pub images: Option<Vec<S>>,
+    /// Variables that software outside the container acts on (`NVIDIA_VISIBLE_DEVICES`),
+    /// allowed anyway: names, or `PREFIX*`.
+    #[serde(default)]
+    pub allow_env: Vec<S>,
+    /// Label keys other software acts on (`traefik.*`), allowed anyway: keys, or `PREFIX*`.
+    #[serde(default)]
+    pub allow_labels: Vec<S>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -356,6 +356,8 @@ pub(crate) fn check_value(
         Check::Filter => values::filter(value),
         Check::Image => values::image(value),
         Check::BuildTag => build_tag(value, docker),
+        Check::Services if value == "*" => Ok(()),
+        Check::Services => value.split(',').try_for_each(values::name),
         Check::Volume => values::volume(value),
         Check::Mount => values::mount(value),
         Check::Publish => values::publish(value, &docker.publish_addresses),

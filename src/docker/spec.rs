@@ -57,6 +57,8 @@ pub enum Check {
     Signal,
     /// `stdin`, `stdout` or `stderr`.
     Stream,
+    /// Compose services: `NAME[,NAME...]` or `*`.
+    Services,
     /// `build -t`: never a name the run allow-list covers.
     BuildTag,
     /// `--label KEY=value`, never in a namespace other software acts on.
@@ -848,7 +850,8 @@ const COMPOSE_RESTART: &[Opt] = &[
 ];
 const COMPOSE_CONFIG: &[Opt] = &[
     FORMAT,
-    flag(&["hash"], None),
+    // `--hash SERVICES`: the services whose config hash to print (`web,db`, or `*`).
+    value(&["hash"], None, Check::Services),
     flag(&["images"], None),
     flag(&["no-consistency"], None),
     flag(&["no-interpolate"], None),

@@ -38,6 +38,9 @@ fn the_child_leads_its_own_group_with_limits_and_no_blocked_signals() {
     assert_eq!(field(&text, "pid"), field(&text, "pgid"), "{text}");
     assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");
     assert!(text.contains("core=0 nofile=1024"), "{text}");
+    // RLIMIT_AS, in KiB as the shell reports it.
+    let memory = agent_gate::sys::exec::MAX_MEMORY / 1024;
+    assert!(text.contains(&format!("as={memory}\n")), "{text}");
     // The rule does not ask for stdin: the program reads /dev/null.
     assert!(text.contains("stdin=\n"), "{text}");
 }
@@ -55,6 +58,31 @@ fn a_program_that_cannot_be_started_is_told_and_recorded() {
     assert!(decision.contains(r#"decision="allow""#), "{decision}");
     let (_, finish) = w.record();
     assert!(finish.contains(r#"status="not started: "#), "{finish}");
+}
+
+#[test]
+fn output_past_the_cap_is_cut_with_a_line_that_says_so() {
+    need_root!();
+    let w = World::new();
+    // `yes` never stops writing: the gateway passes MAX_OUTPUT bytes, says so, and ends it.
+    let out = w.gate(Some("probe flood")).output().unwrap();
+    let cap = usize::try_from(agent_gate::sys::exec::MAX_OUTPUT).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 25),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (body, note) = out.stdout.split_at(cap);
+    assert!(body.starts_with(b"agent-gate\nagent-gate\n"));
+    assert!(
+        String::from_utf8_lossy(note).contains("output truncated"),
+        "{:?}",
+        String::from_utf8_lossy(note)
+    );
+    let (_, _decision) = w.record();
+    let (_, finish) = w.record();
+    assert!(finish.contains("its output passed 64 MiB"), "{finish}");
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub enum Ending {
     Stopped(Signal),
     /// The client's channel closed (sshd went away); the group was ended.
     ClientGone,
+    /// The program's output passed `MAX_OUTPUT`; the rest was cut and the group ended.
+    OutputCapped,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,7 @@ impl Finished {
             Ending::TimedOut => 124,
             Ending::Stopped(sig) => 128 + sig as i32,
             Ending::ClientGone => 128 + Signal::SIGPIPE as i32,
+            Ending::OutputCapped => 128 + Signal::SIGXFSZ as i32,
         }
     }
 
@@ -91,6 +94,10 @@ impl Finished {
             Ending::ClientGone => {
                 format!("process group ended: the client disconnected{how}")
             }
+            Ending::OutputCapped => format!(
+                "process group ended: its output passed {} MiB and was cut{how}",
+                MAX_OUTPUT >> 20
+            ),
         }
     }
 }
@@ -147,35 +154,61 @@ fn io(e: nix::Error) -> std::io::Error {
 /// invoking user's limits on to its command.
 fn limit(open_files: u64) -> std::io::Result<()> {
     setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(io)?;
+    // A bound on memory: a `--format` the grammar missed, or a program gone wrong, cannot
+    // take the host's memory (Go's runtime reserves address space lazily; 8 GiB is ample).
+    let (_, hard_as) = getrlimit(Resource::RLIMIT_AS).map_err(io)?;
+    let memory = MAX_MEMORY.min(hard_as);
+    setrlimit(Resource::RLIMIT_AS, memory, memory).map_err(io)?;
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io)?;
     let cap = open_files.min(hard);
     setrlimit(Resource::RLIMIT_NOFILE, cap, cap).map_err(io)
 }
 
-/// Run the plan to completion. Its stdout and stderr are the gateway's (the SSH channel);
-/// `channel` is watched for the client going away.
+/// The address space every command may use (RLIMIT_AS).
+pub const MAX_MEMORY: u64 = 8 << 30;
+/// The most a command's standard output passes to the agent; past it, the output is cut with
+/// a line saying so, and the command's group is ended.
+pub const MAX_OUTPUT: u64 = 64 << 20;
+/// Output read but not yet written to the channel, at most: past it the program waits.
+const MAX_PENDING: usize = 1 << 20;
+
+/// Run the plan to completion. Its standard output passes through the gateway to `channel`
+/// (bounded by `MAX_OUTPUT`, or whole through the plan's filter); its standard error is the
+/// gateway's. `channel` is watched for the client going away.
 pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished> {
     let started = Instant::now();
     let signals = signalfd(&[Signal::SIGCHLD])?;
     limit(plan.open_files())?;
-    // A filtered program writes into a pipe the gateway reads; the rest write to the channel.
-    let pipe = match plan.filter() {
-        Some(_) => Some(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io)?),
-        None => None,
-    };
-    let group = spawn(plan, pipe.as_ref().map(|(_, write)| write.as_raw_fd()))?;
+    // The program writes into a pipe the gateway reads: whole for a filter, else passed on.
+    // Only the gateway's end is non-blocking: the program writes as to any pipe, and waits
+    // when the gateway has not taken its output yet.
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io)?;
+    let flags = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_GETFL).map_err(io)?;
+    nix::fcntl::fcntl(
+        &read,
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .map_err(io)?;
+    let group = spawn(plan, Some(write.as_raw_fd()))?;
+    drop(write);
     let mut watch = Watch {
         signals,
         channel,
         group,
-        output: pipe.map(|(read, write)| {
-            drop(write);
-            Capture {
-                fd: read,
-                bytes: Vec::new(),
-                overflow: false,
-                open: true,
-            }
+        output: Some(Capture {
+            fd: read,
+            open: true,
+            mode: match plan.filter() {
+                Some(_) => Mode::Buffer {
+                    bytes: Vec::new(),
+                    overflow: false,
+                },
+                None => Mode::Stream {
+                    pending: Vec::new(),
+                    passed: 0,
+                    capped: false,
+                },
+            },
         }),
     };
     let deadline = started + plan.timeout();
@@ -191,6 +224,7 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
             Event::Child | Event::Nothing => {}
             Event::Stop(sig) => break Some(Ending::Stopped(sig)),
             Event::ChannelClosed => break Some(Ending::ClientGone),
+            Event::Capped => break Some(Ending::OutputCapped),
         }
     };
     let status = match &ending {
@@ -210,9 +244,11 @@ pub fn run(plan: &ExecPlan, channel: BorrowedFd<'_>) -> std::io::Result<Finished
         Ending::Exited(_) | Ending::Signalled(_) => None,
         _ => Some(status),
     };
-    if let (Some(filter), Some(capture)) = (plan.filter(), watch.output.as_mut()) {
-        capture.drain();
-        deliver(filter, capture, channel);
+    if let Some(capture) = watch.output.as_mut() {
+        capture.drain(channel);
+        if let (Some(filter), Mode::Buffer { bytes, overflow }) = (plan.filter(), &capture.mode) {
+            deliver(filter, bytes, *overflow, channel);
+        }
     }
     Ok(Finished {
         ending,
@@ -304,6 +340,8 @@ enum Event {
     Child,
     Stop(Signal),
     ChannelClosed,
+    /// The output passed `MAX_OUTPUT`.
+    Capped,
 }
 
 struct Watch<'a> {
@@ -320,29 +358,50 @@ const MAX_FILTERED: usize = 16 << 20;
 
 struct Capture {
     fd: std::os::fd::OwnedFd,
-    bytes: Vec<u8>,
-    overflow: bool,
     open: bool,
+    mode: Mode,
+}
+
+enum Mode {
+    /// Read whole, for a filter (at most `MAX_FILTERED`).
+    Buffer { bytes: Vec<u8>, overflow: bool },
+    /// Passed on to the channel as it comes: `pending` is read and not yet written, `passed`
+    /// counts all that was read, up to `MAX_OUTPUT`.
+    Stream {
+        pending: Vec<u8>,
+        passed: u64,
+        capped: bool,
+    },
 }
 
 impl Capture {
-    /// Read what is there now (the pipe does not block); false at its end.
+    /// Room to read into now.
+    fn wants_input(&self) -> bool {
+        self.open
+            && match &self.mode {
+                Mode::Buffer { .. } => true,
+                Mode::Stream { pending, .. } => pending.len() < MAX_PENDING,
+            }
+    }
+
+    fn has_pending(&self) -> bool {
+        matches!(&self.mode, Mode::Stream { pending, .. } if !pending.is_empty())
+    }
+
+    fn capped(&self) -> bool {
+        matches!(self.mode, Mode::Stream { capped: true, .. })
+    }
+
+    /// Read what is there now (the pipe does not block); false at its end or when full.
     fn read_now(&mut self) -> bool {
         let mut chunk = [0u8; 65536];
-        loop {
+        while self.wants_input() {
             match nix::unistd::read(&self.fd, &mut chunk) {
                 Ok(0) => {
                     self.open = false;
                     return false;
                 }
-                Ok(n) => {
-                    if self.bytes.len() + n > MAX_FILTERED {
-                        self.overflow = true;
-                    } else {
-                        self.bytes
-                            .extend_from_slice(chunk.get(..n).unwrap_or_default());
-                    }
-                }
+                Ok(n) => self.take(chunk.get(..n).unwrap_or_default()),
                 Err(nix::errno::Errno::EAGAIN) => return true,
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(_) => {
@@ -351,52 +410,161 @@ impl Capture {
                 }
             }
         }
+        false
     }
 
-    /// After the program ended: what is left in the pipe, waiting at most a second for
-    /// anything its group left behind to close it.
-    fn drain(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while self.open && self.read_now() {
+    fn take(&mut self, data: &[u8]) {
+        match &mut self.mode {
+            Mode::Buffer { bytes, overflow } => {
+                if bytes.len() + data.len() > MAX_FILTERED {
+                    *overflow = true;
+                } else {
+                    bytes.extend_from_slice(data);
+                }
+            }
+            Mode::Stream {
+                pending,
+                passed,
+                capped,
+            } => {
+                let room = MAX_OUTPUT.saturating_sub(*passed);
+                let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+                if len <= room {
+                    pending.extend_from_slice(data);
+                    *passed += len;
+                } else {
+                    let keep = usize::try_from(room).unwrap_or(0);
+                    pending.extend_from_slice(data.get(..keep).unwrap_or_default());
+                    *passed = MAX_OUTPUT;
+                    pending.extend_from_slice(
+                        format!(
+                            "\nagent-gate: output truncated: more than {} MiB; the command was ended\n",
+                            MAX_OUTPUT >> 20
+                        )
+                        .as_bytes(),
+                    );
+                    *capped = true;
+                    // Nothing more is read; the caller ends the group.
+                    self.open = false;
+                }
+            }
+        }
+    }
+
+    /// Write a piece of what is pending to the channel, which poll said can take it; false
+    /// when the channel is gone.
+    fn flush(&mut self, channel: BorrowedFd<'_>) -> bool {
+        let Mode::Stream { pending, .. } = &mut self.mode else {
+            return true;
+        };
+        match write_piece(channel, pending) {
+            Some(n) => {
+                pending.drain(..n.min(pending.len()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After the program ended: what is left in the pipe, and on to the channel, waiting at
+    /// most a few seconds for anything its group left behind to close the pipe, or for a
+    /// slow client to take the rest.
+    fn drain(&mut self, channel: BorrowedFd<'_>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.open {
+                self.read_now();
+            }
+            if !self.open && !self.has_pending() {
+                return;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break;
+                return;
             }
             let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let mut fds = vec![PollFd::new(
+                channel,
+                if self.has_pending() {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::empty()
+                },
+            )];
+            if self.wants_input() {
+                fds.push(PollFd::new(self.fd.as_fd(), PollFlags::POLLIN));
+            }
             let _ = poll(&mut fds, timeout);
+            let writable = fds.first().and_then(PollFd::revents);
+            drop(fds);
+            match writable {
+                Some(r) if r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP) => return,
+                Some(r) if r.contains(PollFlags::POLLOUT) && !self.flush(channel) => return,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Writes to the channel go in pieces no larger than this, and only when poll says the
+/// channel takes them: a pipe that polls writable takes a write of up to PIPE_BUF bytes at
+/// once, so the gateway never blocks on a slow client.
+const PIECE: usize = 4096;
+
+/// Write one piece of `data`; how much was written, or `None` when the channel is gone.
+fn write_piece(channel: BorrowedFd<'_>, data: &[u8]) -> Option<usize> {
+    let piece = data.get(..data.len().min(PIECE)).unwrap_or_default();
+    if piece.is_empty() {
+        return Some(0);
+    }
+    loop {
+        match nix::unistd::write(channel, piece) {
+            Ok(0) => return None,
+            Ok(n) => return Some(n),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => return Some(0),
+            Err(_) => return None,
         }
     }
 }
 
 /// Write the filtered output to the agent's channel, or say why there is none.
-fn deliver(filter: Filter, capture: &Capture, channel: BorrowedFd<'_>) {
-    let text = if capture.overflow {
+fn deliver(filter: Filter, bytes: &[u8], overflow: bool, channel: BorrowedFd<'_>) {
+    let text = if overflow {
         Err(format!(
             "the output was larger than {} MiB, so it could not be filtered and is not shown",
             MAX_FILTERED >> 20
         ))
     } else {
         match filter {
-            Filter::InspectEnv => crate::redact::inspect_env(&capture.bytes),
+            Filter::InspectEnv => crate::redact::inspect_env(bytes),
         }
     };
-    let bytes = match text {
-        Ok(bytes) => bytes,
-        Err(why) if capture.bytes.is_empty() && !capture.overflow => {
-            // Nothing printed (docker failed; its error went to stderr): nothing to show.
-            let _ = why;
-            return;
-        }
+    let out = match text {
+        Ok(out) => out,
+        // Nothing printed (docker failed; its error went to stderr): nothing to show.
+        Err(_) if bytes.is_empty() && !overflow => return,
         Err(why) => format!("agent-gate: {why}\n").into_bytes(),
     };
-    let mut rest: &[u8] = &bytes;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut rest: &[u8] = &out;
     while !rest.is_empty() {
-        match nix::unistd::write(channel, rest) {
-            Ok(0) => return,
-            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return,
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let mut fds = [PollFd::new(channel, PollFlags::POLLOUT)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO),
+        );
+        match fds.first().and_then(PollFd::revents) {
+            Some(r) if r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP) => return,
+            Some(r) if r.contains(PollFlags::POLLOUT) => match write_piece(channel, rest) {
+                Some(n) => rest = rest.get(n..).unwrap_or_default(),
+                None => return,
+            },
+            _ => {}
         }
     }
 }
@@ -407,15 +575,21 @@ impl Watch<'_> {
         let timeout =
             PollTimeout::try_from(limit.min(Duration::from_secs(60))).unwrap_or(PollTimeout::MAX);
         let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        let pending = self.output.as_ref().is_some_and(Capture::has_pending);
         if channel {
-            // No events asked for: poll still reports POLLERR (a pipe whose reader is gone)
-            // and POLLHUP (a socket or terminal hung up).
-            fds.push(PollFd::new(self.channel, PollFlags::empty()));
+            // Without POLLOUT asked for, poll still reports POLLERR (a pipe whose reader is
+            // gone) and POLLHUP (a socket or terminal hung up).
+            let events = if pending {
+                PollFlags::POLLOUT
+            } else {
+                PollFlags::empty()
+            };
+            fds.push(PollFd::new(self.channel, events));
         }
         let reading = self
             .output
             .as_ref()
-            .filter(|c| c.open)
+            .filter(|c| c.wants_input())
             .map(|c| c.fd.as_fd());
         if let Some(fd) = reading {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
@@ -429,9 +603,21 @@ impl Watch<'_> {
                 fd.revents()
                     .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
             });
+        let writable = channel
+            && fds
+                .get(1)
+                .is_some_and(|fd| fd.revents().is_some_and(|r| r.contains(PollFlags::POLLOUT)));
         drop(fds);
-        if let Some(capture) = self.output.as_mut().filter(|c| c.open) {
-            capture.read_now();
+        if let Some(capture) = self.output.as_mut() {
+            if capture.open {
+                capture.read_now();
+            }
+            if writable && !capture.flush(self.channel) {
+                return Ok(Event::ChannelClosed);
+            }
+            if capture.capped() {
+                return Ok(Event::Capped);
+            }
         }
         let mut event = Event::Nothing;
         while let Some(info) = self.signals.read_signal().map_err(io)? {

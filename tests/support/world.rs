@@ -82,8 +82,11 @@ state)
   # Read by the shell itself: dash blocks every signal around a fork, so a `grep` child
   # could see the parent's mask mid-fork rather than the one it started with.
   while read -r line; do case "$line" in SigBlk*) echo "$line";; esac; done < /proc/$$/status
-  echo "core=$(ulimit -c) nofile=$(ulimit -n)"
+  echo "core=$(ulimit -c) nofile=$(ulimit -n) as=$(ulimit -v)"
   echo "stdin=$(cat)"
+  ;;
+flood)
+  exec yes agent-gate
   ;;
 tree|stubborn)
   [ "$1" = stubborn ] && trap '' TERM
@@ -148,7 +151,7 @@ programs:
     command: probe
     path: {d}/probe
     args:
-      - {{name: what, value: {{enum: [state, tree, stubborn]}}}}
+      - {{name: what, value: {{enum: [state, tree, stubborn, flood]}}}}
     timeout: 60
   - id: reader
     command: reader

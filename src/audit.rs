@@ -26,6 +26,9 @@ pub struct Origin {
     pub client: Option<String>,
     pub pid: u32,
     pub rules_digest: String,
+    /// The MCP session and the call in it, when the command came through one.
+    pub session: Option<String>,
+    pub call: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +60,16 @@ impl AuditRecord {
                 "client",
                 origin.client.clone().unwrap_or_else(|| "-".to_string()),
             ),
+            (
+                "session",
+                origin.session.clone().unwrap_or_else(|| "-".to_string()),
+            ),
+            (
+                "call",
+                origin
+                    .call
+                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
+            ),
             ("cmd", raw.to_string()),
             ("cmd_sha256", sha256_hex(raw.as_bytes())),
             ("cmd_bytes", raw.len().to_string()),
@@ -86,7 +99,7 @@ impl AuditRecord {
         fields.push(("argv", json_list(&decision.argv)));
         fields.push(("rules", origin.rules_digest.clone()));
         let severity = match decision.outcome {
-            Outcome::Allow(_) | Outcome::Help => Severity::Info,
+            Outcome::Allow(_) | Outcome::Help | Outcome::Mcp => Severity::Info,
             Outcome::Ask(_) | Outcome::Refuse(_) => Severity::Notice,
         };
         Self { severity, fields }
@@ -140,6 +153,17 @@ impl AuditRecord {
             _ => Severity::Notice,
         };
         Self { severity, fields }
+    }
+
+    /// An MCP session's start or end (`session-start`, `session-end` with how it ended).
+    pub fn session(event: &'static str, origin: &Origin, detail: &str) -> Self {
+        let mut fields = Self::base(event, origin, "mcp");
+        fields.push(("status", detail.to_string()));
+        fields.push(("rules", origin.rules_digest.clone()));
+        Self {
+            severity: Severity::Info,
+            fields,
+        }
     }
 
     /// The rules could not be loaded: everything is refused.

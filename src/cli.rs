@@ -40,6 +40,12 @@ pub struct Forced {
     /// from the key that authenticated (ExposeAuthInfo), never from COMMAND.
     #[arg(short = 'c', value_name = "COMMAND", conflicts_with = "key")]
     pub shell_command: Option<String>,
+    /// Set by the gateway's MCP server when it runs one tool call: the session it belongs to.
+    #[arg(long, value_name = "ID", hide = true)]
+    pub session: Option<String>,
+    /// Set with --session: the call's number in the session.
+    #[arg(long, value_name = "N", hide = true, requires = "session")]
+    pub call: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -72,6 +72,25 @@ pub fn decide_with(policy: &Policy, request: &Request<'_>, facts: &Facts) -> Dec
             details: Vec::new(),
         };
     }
+    if argv.len() == 1 && argv.first().is_some_and(|a| a == "mcp") {
+        if !key.mcp {
+            return refused(
+                RefusalKind::Policy,
+                argv,
+                Refusal::new("mcp", "this key may not open an MCP session")
+                    .hint("send one command per SSH call"),
+            );
+        }
+        return Decision {
+            outcome: Outcome::Mcp,
+            rule: "mcp".to_string(),
+            reason: "an MCP session: each tool call is decided as a command of its own".to_string(),
+            hint: None,
+            argv,
+            needs: Needs::default(),
+            details: Vec::new(),
+        };
+    }
     match classify(policy, &argv, facts) {
         Ok(c) if key.may.contains(&c.permission) => Decision {
             reason: match c.tier {

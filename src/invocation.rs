@@ -42,6 +42,9 @@ pub struct Invocation {
     /// SHA256 fingerprint of the public key that authenticated, from the file named by
     /// SSH_USER_AUTH (sshd's `ExposeAuthInfo yes`).
     pub fingerprint: Option<String>,
+    /// SSH_CONNECTION and SSH_USER_AUTH as sshd set them, for the MCP server to pass on to
+    /// the gateway it starts for each call.
+    pub ssh_env: Vec<(OsString, OsString)>,
 }
 
 /// sshd's ExposeAuthInfo file is a few lines; anything larger is not one.
@@ -54,6 +57,11 @@ impl Invocation {
             std::env::var_os("SSH_ORIGINAL_COMMAND"),
             std::env::var_os("SSH_CONNECTION"),
         )?;
+        for name in ["SSH_CONNECTION", "SSH_USER_AUTH"] {
+            if let Some(value) = std::env::var_os(name) {
+                inv.ssh_env.push((name.into(), value));
+            }
+        }
         inv.fingerprint = std::env::var_os("SSH_USER_AUTH").and_then(|path| {
             use std::io::Read;
             let mut text = String::new();
@@ -86,6 +94,7 @@ impl Invocation {
             error: None,
             client,
             fingerprint: None,
+            ssh_env: Vec::new(),
             cli,
         };
         if let Some(shell) = inv.cli.forced.shell_command.clone() {
@@ -138,6 +147,55 @@ impl Invocation {
             }
         }
         Ok(())
+    }
+}
+
+/// How the MCP server runs one call: this gateway again, in forced mode on the same rules
+/// (and label, when one was given), with the call's command as SSH_ORIGINAL_COMMAND and
+/// sshd's connection and auth-info variables, marked with the session and call. Without a
+/// label the child takes it from the key that authenticated, as this process did.
+#[derive(Debug, Clone)]
+pub struct CallTemplate {
+    rules: PathBuf,
+    key: Option<String>,
+    audit_socket: Option<String>,
+    ssh_env: Vec<(OsString, OsString)>,
+}
+
+impl Invocation {
+    pub fn call_template(&self) -> CallTemplate {
+        CallTemplate {
+            rules: self.rules.clone(),
+            key: self.key.clone(),
+            audit_socket: self.cli.forced.audit_socket.clone(),
+            ssh_env: self.ssh_env.clone(),
+        }
+    }
+}
+
+impl CallTemplate {
+    pub fn argv(
+        &self,
+        command: &str,
+        session: &str,
+        call: u64,
+    ) -> (Vec<OsString>, Vec<(OsString, OsString)>) {
+        let mut args: Vec<OsString> = vec!["--rules".into(), self.rules.clone().into()];
+        if let Some(key) = &self.key {
+            args.extend(["--key".into(), key.into()]);
+        }
+        if let Some(socket) = &self.audit_socket {
+            args.extend(["--audit-socket".into(), socket.into()]);
+        }
+        args.extend([
+            "--session".into(),
+            session.into(),
+            "--call".into(),
+            call.to_string().into(),
+        ]);
+        let mut env = self.ssh_env.clone();
+        env.push(("SSH_ORIGINAL_COMMAND".into(), command.into()));
+        (args, env)
     }
 }
 

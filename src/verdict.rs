@@ -29,6 +29,8 @@ pub enum Outcome {
     Ask(ExecPlan),
     /// The agent sent `help`: answer with the `list` text, run nothing.
     Help,
+    /// The agent sent `mcp`: serve an MCP session, each call decided on its own.
+    Mcp,
     Refuse(RefusalKind),
 }
 
@@ -54,7 +56,7 @@ pub struct Decision {
 impl Decision {
     pub fn decision_word(&self) -> &'static str {
         match self.outcome {
-            Outcome::Allow(_) | Outcome::Help => "allow",
+            Outcome::Allow(_) | Outcome::Help | Outcome::Mcp => "allow",
             Outcome::Ask(_) => "ask",
             Outcome::Refuse(_) => "refuse",
         }
@@ -63,7 +65,7 @@ impl Decision {
     pub fn plan(&self) -> Option<&ExecPlan> {
         match &self.outcome {
             Outcome::Allow(plan) | Outcome::Ask(plan) => Some(plan),
-            Outcome::Help | Outcome::Refuse(_) => None,
+            Outcome::Help | Outcome::Mcp | Outcome::Refuse(_) => None,
         }
     }
 }

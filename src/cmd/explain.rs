@@ -113,7 +113,7 @@ pub fn explain(
     }
 }
 
-fn to_json(d: &Decision, facts: &FactsUsed) -> serde_json::Value {
+pub(super) fn to_json(d: &Decision, facts: &FactsUsed) -> serde_json::Value {
     use serde_json::Value;
     let mut v = serde_json::Map::new();
     v.insert("decision".into(), d.decision_word().into());
@@ -134,6 +134,9 @@ fn to_json(d: &Decision, facts: &FactsUsed) -> serde_json::Value {
     }
     if d.outcome == Outcome::Help {
         v.insert("builtin".into(), "list".into());
+    }
+    if d.outcome == Outcome::Mcp {
+        v.insert("builtin".into(), "mcp".into());
     }
     let asked = |n: &Needs| serde_json::json!({"images": n.images, "volumes": n.volumes});
     match facts {

@@ -25,6 +25,8 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         inv.client,
         "-",
     );
+    origin.session = inv.cli.forced.session.clone();
+    origin.call = inv.cli.forced.call;
     let loaded = match &inv.error {
         Some(e) => Err(e.clone()),
         None => load::policy(&inv.rules, true),
@@ -99,6 +101,35 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Outcome::Help => {
             let label = origin.key.as_str();
             let _ = out.write_all(crate::list::render(&policy, label).as_bytes());
+            0
+        }
+        Outcome::Mcp => {
+            let session = origin
+                .session
+                .clone()
+                .unwrap_or_else(crate::sys::host::session_id);
+            origin.session = Some(session.clone());
+            let caller = super::mcp::Caller {
+                label: origin.key.clone(),
+                key: request.key.map(String::from),
+                by_key: request.by_key,
+                client: request.client,
+                fingerprint: request.fingerprint.map(String::from),
+            };
+            let started = Instant::now();
+            let _ = sink.write(&AuditRecord::session("session-start", &origin, "serving"));
+            let how = super::mcp::serve(inv.call_template(), inv.rules.clone(), caller, session);
+            origin.time = host::now();
+            let how = format!("{how} after {} s", started.elapsed().as_secs());
+            if sink
+                .write(&AuditRecord::session("session-end", &origin, &how))
+                .is_err()
+            {
+                say(
+                    err,
+                    "warning: the session's last audit record could not be written",
+                );
+            }
             0
         }
         Outcome::Ask(plan) => {

@@ -12,6 +12,7 @@ pub mod exit;
 mod explain;
 mod forced;
 mod generate;
+mod mcp;
 mod operator;
 mod render;
 
@@ -34,14 +35,12 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_CONFIG } else { 0 };
         }
     };
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
-    run(
-        &invocation,
-        &mut std::io::stdin().lock(),
-        &mut out,
-        &mut err,
-    )
+    // Not locked for the whole run: the MCP server's transport reads and writes them from
+    // other threads, and a lock held here would wait on itself.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let mut input = std::io::BufReader::new(std::io::stdin());
+    run(&invocation, &mut input, &mut out, &mut err)
 }
 
 pub fn run(

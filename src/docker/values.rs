@@ -492,6 +492,15 @@ const ACTED_ON_LABELS: &[&str] = &[
     "traefik",
     "caddy*",
     "com.centurylinklabs.watchtower*",
+    // Schedulers that run commands in or beside the container from its labels.
+    "ofelia*",
+    "chadburn*",
+    "swarm.cronjob*",
+    // Watchers that restart, update or report on it.
+    "autoheal*",
+    "diun*",
+    "io.containers.*",
+    "prometheus*",
     "agent-gate.*",
 ];
 
@@ -843,6 +852,10 @@ mod tests {
             "caddy_0.reverse_proxy={{upstreams 80}}",
             "com.centurylinklabs.watchtower.enable=true",
             "agent-gate.session=x",
+            "ofelia.job-local.x.command=sh",
+            "ofelia.enabled=true",
+            "autoheal=true",
+            "io.containers.autoupdate=registry",
         ] {
             assert!(label(key, &[]).is_err(), "{key}");
         }

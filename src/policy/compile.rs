@@ -288,6 +288,7 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
                 from,
                 public_key,
                 description: key.description.clone(),
+                mcp: key.mcp.unwrap_or(true),
             },
         );
     }

@@ -88,6 +88,8 @@ pub struct KeyPolicy {
     /// The public key pinned to this label, and its SHA256 fingerprint.
     pub public_key: Option<(String, String)>,
     pub description: Option<String>,
+    /// The key may open an MCP session (the SSH command `mcp`).
+    pub mcp: bool,
 }
 
 /// An IPv4 or IPv6 network.

@@ -94,6 +94,9 @@ pub struct KeyModel {
     pub public_key: Option<S>,
     #[serde(default)]
     pub description: Option<String>,
+    /// May this key open an MCP session (the SSH command `mcp`)? Default: yes.
+    #[serde(default)]
+    pub mcp: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -778,3 +778,84 @@ pub fn capture(
         stderr,
     })
 }
+
+/// What one call's gateway printed, and how it ended.
+#[derive(Debug, Default)]
+pub struct CallOutput {
+    /// Its exit code; `None` when it died of a signal.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Output past `max` bytes was dropped.
+    pub truncated: bool,
+    /// The call was cancelled and the gateway told to stop (SIGTERM: it ends its command's
+    /// group and writes the finish record).
+    pub cancelled: bool,
+}
+
+/// Run the gateway for one MCP call: `program` (this executable) with `args` and only `env`,
+/// no stdin, both outputs read (at most `max` bytes each kept); when `cancel` completes
+/// first, SIGTERM, and SIGKILL if it has not ended after `GRACE` and a second more.
+pub async fn call_gateway(
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    max: u64,
+    cancel: impl std::future::Future<Output = ()>,
+) -> std::io::Result<CallOutput> {
+    use tokio::io::AsyncReadExt;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .map(Pid::from_raw);
+    async fn bounded(pipe: Option<impl tokio::io::AsyncRead + Unpin>, max: u64) -> (Vec<u8>, bool) {
+        let Some(mut pipe) = pipe else {
+            return (Vec::new(), false);
+        };
+        let mut kept = Vec::new();
+        let _ = (&mut pipe).take(max).read_to_end(&mut kept).await;
+        // Whatever comes after is read and dropped, so the writer never waits on us.
+        let rest = tokio::io::copy(&mut pipe, &mut tokio::io::sink())
+            .await
+            .unwrap_or(0);
+        (kept, rest > 0)
+    }
+    let stdout = bounded(child.stdout.take(), max);
+    let stderr = bounded(child.stderr.take(), max);
+    let ended = async {
+        tokio::select! {
+            status = child.wait() => (status, false),
+            () = cancel => {
+                if let Some(pid) = pid {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+                }
+                let limit = GRACE + Duration::from_secs(1);
+                match tokio::time::timeout(limit, child.wait()).await {
+                    Ok(status) => (status, true),
+                    Err(_) => {
+                        let _ = child.start_kill();
+                        (child.wait().await, true)
+                    }
+                }
+            }
+        }
+    };
+    let ((stdout, cut_out), (stderr, cut_err), (status, cancelled)) =
+        tokio::join!(stdout, stderr, ended);
+    Ok(CallOutput {
+        code: status?.code(),
+        stdout,
+        stderr,
+        truncated: cut_out || cut_err,
+        cancelled,
+    })
+}

@@ -44,7 +44,22 @@ pub fn origin(
         client: client.map(|ip| ip.to_string()),
         pid: std::process::id(),
         rules_digest: rules_digest.to_string(),
+        session: None,
+        call: None,
     }
+}
+
+/// A new session id: 16 hex digits from the kernel's random source (the pid and the time
+/// when it cannot be read).
+pub fn session_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        let mixed = u64::from(std::process::id()) << 32 ^ since_epoch().as_nanos() as u64;
+        bytes = mixed.to_be_bytes();
+    }
+    crate::digest::hex(&bytes)
 }
 
 pub fn is_root() -> bool {

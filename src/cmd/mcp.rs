@@ -1,0 +1,307 @@
+//! The SSH command `mcp`: an MCP session (JSON-RPC over stdin/stdout, the official Rust SDK)
+//! for the key the gateway identified. There is no second policy path: `run` starts this
+//! gateway again, in forced mode, for each call (the rules as they are now, tokenize, decide,
+//! audit, run, audit), marked with the session and the call; `explain` and `help` load the
+//! rules and decide in this process, running nothing. Calls are served concurrently; a
+//! cancelled call's gateway is told to stop (it ends its command's group and records the
+//! finish), and the client going away or the session's time running out stops them all.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router,
+};
+
+use super::exit::{EXIT_ASK, EXIT_CONFIG, EXIT_REFUSED, EXIT_SYNTAX};
+use crate::decide::Request;
+use crate::invocation::CallTemplate;
+use crate::sys::{exec, load};
+
+/// What one call passes back of each output stream, at most.
+const MAX_CALL_OUTPUT: u64 = 256 * 1024;
+/// A session ends after this long in all, or this long without a call.
+const SESSION_LIMIT: Duration = Duration::from_secs(8 * 3600);
+const IDLE_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Who the session is for, as the gateway established it when the session began.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub label: String,
+    pub key: Option<String>,
+    pub by_key: bool,
+    pub client: Option<std::net::IpAddr>,
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Clone)]
+struct Gateway {
+    exe: PathBuf,
+    rules: PathBuf,
+    template: CallTemplate,
+    caller: Caller,
+    session: String,
+    calls: Arc<AtomicU64>,
+    /// Told when the session ends: every running call's gateway is stopped.
+    ending: tokio_util_like::Ending,
+    last_call: Arc<std::sync::Mutex<Instant>>,
+}
+
+/// A `notify` that stays set once set, so a call that starts after the end still sees it.
+mod tokio_util_like {
+    use std::sync::Arc;
+    use tokio::sync::watch;
+
+    #[derive(Clone)]
+    pub struct Ending(Arc<watch::Sender<bool>>);
+
+    impl Ending {
+        pub fn new() -> Self {
+            Self(Arc::new(watch::channel(false).0))
+        }
+
+        pub fn end(&self) {
+            self.0.send_replace(true);
+        }
+
+        pub async fn wait(&self) {
+            let mut rx = self.0.subscribe();
+            let _ = rx.wait_for(|ended| *ended).await;
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct CommandArgs {
+    /// One command, exactly as it would be sent over SSH (`docker ps -a`,
+    /// `sudo journalctl -k -n 50`): split without a shell, no pipes or `;`.
+    pub command: String,
+}
+
+fn text_result(text: String, structured: serde_json::Value) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(structured);
+    result
+}
+
+#[tool_router]
+impl Gateway {
+    fn touch(&self) {
+        if let Ok(mut last) = self.last_call.lock() {
+            *last = Instant::now();
+        }
+    }
+
+    fn request<'a>(&'a self, raw: &'a str) -> Request<'a> {
+        Request {
+            raw,
+            key: self.caller.key.as_deref(),
+            by_key: self.caller.by_key,
+            client: self.caller.client,
+            fingerprint: self.caller.fingerprint.as_deref(),
+        }
+    }
+
+    #[tool(
+        description = "Run one command on the host, decided by the host's rules exactly as over plain SSH: docker commands, read-only diagnostics through sudo, deploys (which a human must approve). The result carries the decision, the exit status, stdout and stderr. A refusal is an ordinary result that says why and what is allowed instead; call `help` for what this key may run."
+    )]
+    async fn run(
+        &self,
+        Parameters(CommandArgs { command }): Parameters<CommandArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.touch();
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let (args, env): (Vec<OsString>, Vec<(OsString, OsString)>) =
+            self.template.argv(&command, &self.session, call);
+        let ending = self.ending.clone();
+        let cancel = async move {
+            tokio::select! {
+                () = context.ct.cancelled() => {}
+                () = ending.wait() => {}
+            }
+        };
+        let out = exec::call_gateway(&self.exe, &args, &env, MAX_CALL_OUTPUT, cancel)
+            .await
+            .map_err(|e| {
+                ErrorData::internal_error(format!("the gateway could not be started: {e}"), None)
+            })?;
+        self.touch();
+        let decision = match out.code {
+            _ if out.cancelled => "cancelled",
+            Some(EXIT_REFUSED) | Some(EXIT_SYNTAX) => "refuse",
+            Some(EXIT_ASK) => "ask",
+            Some(EXIT_CONFIG) => "refuse",
+            _ => "allow",
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let status = match out.code {
+            Some(code) => format!("exit status {code}"),
+            None => "ended by a signal".to_string(),
+        };
+        let mut text = format!("decision: {decision}; {status}");
+        if out.cancelled {
+            text.push_str(" (cancelled: the command's process group was ended)");
+        }
+        if !stdout.is_empty() {
+            text.push_str(&format!("\n--- stdout ---\n{stdout}"));
+        }
+        if !stderr.is_empty() {
+            text.push_str(&format!("\n--- stderr ---\n{stderr}"));
+        }
+        if out.truncated {
+            text.push_str(&format!(
+                "\n(output truncated: each stream is passed back up to {} KiB)",
+                MAX_CALL_OUTPUT / 1024
+            ));
+        }
+        let structured = serde_json::json!({
+            "decision": decision,
+            "exit_code": out.code,
+            "stdout": stdout,
+            "stderr": stderr,
+            "truncated": out.truncated,
+            "cancelled": out.cancelled,
+            "session": self.session,
+            "call": call,
+        });
+        Ok(text_result(text, structured))
+    }
+
+    #[tool(
+        description = "The host's decision on a command, and the exact argv it would run, without running anything.",
+        annotations(read_only_hint = true)
+    )]
+    async fn explain(
+        &self,
+        Parameters(CommandArgs { command }): Parameters<CommandArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.touch();
+        let this = self.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let policy = load::policy(&this.rules, true)?;
+            let (decision, facts) =
+                super::decide_with_engine(&policy, &this.request(&command), false);
+            Ok::<_, String>(super::explain::to_json(&decision, &facts))
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        match answer {
+            Ok(json) => Ok(text_result(json.to_string(), json)),
+            Err(e) => Ok(text_result(
+                format!("the host's rules cannot be loaded: {e}; everything is refused"),
+                serde_json::json!({"decision": "refuse", "reason": e}),
+            )),
+        }
+    }
+
+    #[tool(
+        description = "What this key may run on the host: every allowed command form, its options and limits.",
+        annotations(read_only_hint = true)
+    )]
+    async fn help(&self) -> Result<CallToolResult, ErrorData> {
+        self.touch();
+        let rules = self.rules.clone();
+        let label = self.caller.label.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            load::policy(&rules, true).map(|policy| {
+                let text = crate::list::render(&policy, &label);
+                let rules: Vec<String> = policy
+                    .keys
+                    .get(&label)
+                    .map(|k| k.may.iter().cloned().collect())
+                    .unwrap_or_default();
+                (text, rules)
+            })
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        match listed {
+            Ok((text, rules)) => Ok(text_result(
+                text.clone(),
+                serde_json::json!({"key": self.caller.label, "rules": rules, "text": text}),
+            )),
+            Err(e) => Ok(text_result(
+                format!("the host's rules cannot be loaded: {e}; everything is refused"),
+                serde_json::json!({"key": self.caller.label, "rules": [], "error": e}),
+            )),
+        }
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("agent-gate", env!("CARGO_PKG_VERSION")))
+            .with_instructions(format!(
+                "agent-gate: a gateway to one host, for key `{}`. Call `run` with one command per call, exactly as over SSH (no shell: no pipes, `;`, `&&` or redirections); `explain` shows the decision without running; `help` lists what this key may run. Calls are served concurrently. Deploys (`nh os switch`) need a human's approval: `run` says so and what to do.",
+                self.caller.label
+            ))
+    }
+}
+
+/// Serve the session on stdin/stdout until the client goes away or a limit is reached; how
+/// it ended, for the session's last record.
+pub fn serve(template: CallTemplate, rules: PathBuf, caller: Caller, session: String) -> String {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return format!("not started: this executable cannot be found ({e})"),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return format!("not started: {e}"),
+    };
+    let gateway = Gateway {
+        exe,
+        rules,
+        template,
+        caller,
+        session,
+        calls: Arc::new(AtomicU64::new(0)),
+        ending: tokio_util_like::Ending::new(),
+        last_call: Arc::new(std::sync::Mutex::new(Instant::now())),
+    };
+    let ending = gateway.ending.clone();
+    let last_call = gateway.last_call.clone();
+    runtime.block_on(async move {
+        let service = match gateway.serve(rmcp::transport::stdio()).await {
+            Ok(service) => service,
+            Err(e) => return format!("ended before it began: {e}"),
+        };
+        let started = Instant::now();
+        let idle = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let quiet = last_call.lock().map_or(Duration::ZERO, |l| l.elapsed());
+                if quiet >= IDLE_LIMIT {
+                    return "ended: no call for the idle limit".to_string();
+                }
+                if started.elapsed() >= SESSION_LIMIT {
+                    return "ended: the session's time limit".to_string();
+                }
+            }
+        };
+        let how = tokio::select! {
+            done = service.waiting() => match done {
+                Ok(reason) => format!("the client ended the session ({reason:?})"),
+                Err(e) => format!("ended: {e}"),
+            },
+            why = idle => why,
+        };
+        ending.end();
+        // Give stopped calls their grace to end their groups and write their records.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        how
+    })
+}

@@ -476,6 +476,31 @@ authpriv.* action(type="omfile" file="{root}/audit.log" template="raw")
         .collect()
     }
 
+    /// Is a process with exactly this command line running (a zombie does not count)?
+    pub fn process_running(command: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        entries.flatten().any(|entry| {
+            let dir = entry.path();
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            let words: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            let zombie = std::fs::read_to_string(dir.join("stat")).is_ok_and(|s| {
+                s.split(") ")
+                    .nth(1)
+                    .is_some_and(|rest| rest.starts_with('Z'))
+            });
+            !zombie && words.len() >= 2 && {
+                let name = words[0].rsplit('/').next().unwrap_or_default().to_string();
+                format!("{name} {}", words[1..].join(" ")) == command
+            }
+        })
+    }
+
     /// The audit records rsyslogd wrote so far.
     pub fn records() -> Vec<String> {
         std::fs::read_to_string(path("audit.log"))

@@ -152,6 +152,7 @@ fn end_to_end() {
     docker_through_the_gateway(&host, &mut ledger);
     engine_facts(&host, &mut ledger);
     inspect_hides_the_environment(&host, &mut ledger);
+    mcp_session(&host, &mut ledger);
     sudo_diagnostics(&host, &mut ledger);
     identity_and_environment(&host, &mut ledger);
     channels(&host, &mut ledger);
@@ -408,6 +409,137 @@ fn inspect_hides_the_environment(host: &Host, ledger: &mut Ledger) {
     ledger.allowed();
     host::run(&host.docker, &["rm", "-f", name]);
     ledger.settle("inspect");
+}
+
+/// The MCP server through the real sshd, with a client no one here wrote: the official MCP
+/// Python SDK, running `ssh ... mcp` as Hermes's config does.
+fn mcp_session(host: &Host, ledger: &mut Ledger) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/mcp_client.py");
+    let mut ssh = host.client_options("-p", "hermes");
+    ssh.extend(["-T".to_string(), format!("{}@127.0.0.1", host::USER)]);
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg("session")
+        .arg(IMAGE)
+        .args(&ssh)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the MCP client failed: {}",
+        text(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["server"], "agent-gate", "{seen}");
+    assert!(
+        seen["protocol"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("20")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["tools"],
+        serde_json::json!(["explain", "help", "run"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["read_only"],
+        serde_json::json!(["explain", "help"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["schema_run"]["required"],
+        serde_json::json!(["command"]),
+        "{seen}"
+    );
+    let allowed = &seen["allowed"]["structured"];
+    assert_eq!(allowed["decision"], "allow", "{seen}");
+    assert_eq!(allowed["exit_code"], 0, "{seen}");
+    assert_eq!(allowed["stdout"], "through-mcp\n", "{seen}");
+    let refused = &seen["refused"];
+    assert_eq!(
+        refused["is_error"], false,
+        "a refusal is an ordinary result: {seen}"
+    );
+    assert_eq!(refused["structured"]["decision"], "refuse", "{seen}");
+    assert!(
+        refused["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("--privileged")),
+        "{seen}"
+    );
+    assert_eq!(seen["explain"]["structured"]["decision"], "allow", "{seen}");
+    assert!(
+        seen["help"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("docker run")),
+        "{seen}"
+    );
+    assert_eq!(seen["cancel"], "cancelled", "{seen}");
+    assert_eq!(seen["after"]["structured"]["exit_code"], 0, "{seen}");
+    // mcp (decision, session-start, session-end), run allowed (2), refused (1), the cancelled
+    // sleep (2), the last run (2); explain and help run nothing and write nothing.
+    ledger.expected += 3 + 2 + 1 + 2 + 2;
+    let records = ledger.settle("mcp session");
+    let cancelled = last_for(&records, "sleep 96");
+    let finish = cancelled
+        .iter()
+        .find(|r| field(r, "event") == Some("finish"))
+        .unwrap_or_else(|| panic!("no finish record for the cancelled call: {cancelled:?}"));
+    assert!(finish.contains("SIGTERM"), "{finish}");
+    let session = field(finish, "session").unwrap().to_string();
+    assert_eq!(session.len(), 16, "{finish}");
+    assert!(
+        records
+            .iter()
+            .any(|r| field(r, "event") == Some("session-end")
+                && field(r, "session") == Some(session.as_str())),
+        "no session-end record for {session}"
+    );
+    assert!(
+        !Host::process_running("sleep 96"),
+        "the cancelled call's sleep is still running"
+    );
+
+    // The client killed mid-command: the call's process group goes with the session.
+    let mut client = std::process::Command::new("python3")
+        .arg(script)
+        .arg("killed")
+        .arg(IMAGE)
+        .args(&ssh)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(client.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert!(line.contains("started"), "{line}");
+    wait_for_process("sleep 97", true);
+    let _ = client.kill();
+    let _ = client.wait();
+    wait_for_process("sleep 97", false);
+    ledger.expected += 3 + 2;
+    ledger.settle("mcp client killed");
+}
+
+/// Wait (at most 15 s) until a process with this command line is running, or gone.
+fn wait_for_process(command: &str, running: bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Host::process_running(command) != running {
+        assert!(
+            Instant::now() < deadline,
+            "`{command}` is {}",
+            if running {
+                "not running"
+            } else {
+                "still running"
+            }
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn sudo_diagnostics(host: &Host, ledger: &mut Ledger) {

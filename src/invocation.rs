@@ -174,6 +174,16 @@ impl Invocation {
 }
 
 impl CallTemplate {
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        Self {
+            rules: PathBuf::from("/nonexistent/rules.yaml"),
+            key: Some("hermes".into()),
+            audit_socket: None,
+            ssh_env: Vec::new(),
+        }
+    }
+
     pub fn argv(
         &self,
         command: &str,

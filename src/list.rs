@@ -20,6 +20,12 @@ pub fn render(policy: &Policy, label: &str) -> String {
         out,
         "Single-quote arguments with spaces or braces: docker ps --format '{{{{.Names}}}}'."
     );
+    if key.mcp {
+        let _ = writeln!(
+            out,
+            "Or as an MCP server: have your MCP client run `ssh -T USER@HOST mcp` (tools: run, explain, help)."
+        );
+    }
     docker_section(&mut out, policy, key);
     programs_section(&mut out, policy, key);
     if key.may.contains("deploy") {

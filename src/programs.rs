@@ -143,5 +143,14 @@ fn unknown_program(name: &str, sudo: bool) -> Refusal {
         _ if sudo => "it is not a diagnostic declared for sudo",
         _ => "it is not a command this gateway runs",
     };
-    Refusal::new("-", format!("`{name}` is refused: {why}")).hint(HELP_HINT)
+    let refusal = Refusal::new("-", format!("`{name}` is refused: {why}"));
+    if matches!(name, "sh" | "bash" | "dash" | "zsh" | "ksh" | "fish") {
+        // An agent's terminal backend that wraps every command in `bash -l -c '...'` (as
+        // Hermes's SSH backend does) cannot work here: say what does.
+        return refusal.hint(SHELL_HINT);
+    }
+    refusal.hint(HELP_HINT)
 }
+
+/// For an agent that connects with a shell wrapper.
+pub const SHELL_HINT: &str = "this host takes one command per SSH call, with no shell around it (`ssh ai-worker@HOST 'docker ps'`), or an MCP session: configure your MCP client to run `ssh -T ai-worker@HOST mcp` (tools run, explain, help); send `help` to see what this key may run";

@@ -24,6 +24,8 @@ use crate::decide::Request;
 use crate::invocation::CallTemplate;
 use crate::sys::{exec, load};
 
+/// The longest JSON-RPC message read; a longer line is dropped and the session goes on.
+const MAX_MESSAGE: usize = 1 << 20;
 /// What one call passes back of each output stream, at most.
 const MAX_CALL_OUTPUT: u64 = 256 * 1024;
 /// A session ends after this long in all, or this long without a call.
@@ -275,7 +277,11 @@ pub fn serve(template: CallTemplate, rules: PathBuf, caller: Caller, session: St
     let ending = gateway.ending.clone();
     let last_call = gateway.last_call.clone();
     runtime.block_on(async move {
-        let service = match gateway.serve(rmcp::transport::stdio()).await {
+        let (stdin, stdout) = rmcp::transport::stdio();
+        let transport =
+            rmcp::transport::async_rw::AsyncRwTransport::<RoleServer, _, _>::new(stdin, stdout)
+                .with_max_line_length(MAX_MESSAGE);
+        let service = match gateway.serve(transport).await {
             Ok(service) => service,
             Err(e) => return format!("ended before it began: {e}"),
         };
@@ -304,4 +310,155 @@ pub fn serve(template: CallTemplate, rules: PathBuf, caller: Caller, session: St
         tokio::time::sleep(Duration::from_millis(100)).await;
         how
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// A session over an in-memory pipe; the gateway it would start does not exist, so a call
+    /// that reached `run` would say "could not be started".
+    async fn session() -> (
+        tokio::io::WriteHalf<tokio::io::DuplexStream>,
+        tokio::io::Lines<BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
+    ) {
+        let (ours, theirs) = tokio::io::duplex(4 << 20);
+        let (read, write) = tokio::io::split(theirs);
+        let gateway = Gateway {
+            exe: PathBuf::from("/nonexistent/agent-gate"),
+            rules: PathBuf::from("/nonexistent/rules.yaml"),
+            template: CallTemplate::for_tests(),
+            caller: Caller {
+                label: "hermes".into(),
+                key: Some("hermes".into()),
+                by_key: false,
+                client: None,
+                fingerprint: None,
+            },
+            session: "0123456789abcdef".into(),
+            calls: Arc::new(AtomicU64::new(0)),
+            ending: tokio_util_like::Ending::new(),
+            last_call: Arc::new(std::sync::Mutex::new(Instant::now())),
+        };
+        tokio::spawn(async move {
+            let transport =
+                rmcp::transport::async_rw::AsyncRwTransport::<RoleServer, _, _>::new(read, write)
+                    .with_max_line_length(MAX_MESSAGE);
+            if let Ok(service) = gateway.serve(transport).await {
+                let _ = service.waiting().await;
+            }
+        });
+        let (r, w) = tokio::io::split(ours);
+        (w, BufReader::new(r).lines())
+    }
+
+    async fn send(w: &mut tokio::io::WriteHalf<tokio::io::DuplexStream>, line: &str) {
+        w.write_all(line.as_bytes()).await.unwrap();
+        w.write_all(b"\n").await.unwrap();
+    }
+
+    async fn answer(
+        lines: &mut tokio::io::Lines<BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
+    ) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+            .await
+            .expect("an answer within 5 s")
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+    #[tokio::test]
+    async fn protocol_errors_answer_and_leave_the_session_alive() {
+        let (mut w, mut lines) = session().await;
+        send(&mut w, INIT).await;
+        let init = answer(&mut lines).await;
+        // An older protocol version a client still sends is answered in kind.
+        assert_eq!(init["result"]["protocolVersion"], "2024-11-05", "{init}");
+        send(
+            &mut w,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        )
+        .await;
+        // Oversized: dropped, nothing buffered past the bound, the session goes on.
+        let huge = format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"run","arguments":{{"command":"{}"}}}}}}"#,
+            "x".repeat(MAX_MESSAGE + 10)
+        );
+        send(&mut w, &huge).await;
+        // Unknown method: method not found.
+        send(
+            &mut w,
+            r#"{"jsonrpc":"2.0","id":3,"method":"no/such/method"}"#,
+        )
+        .await;
+        let unknown = answer(&mut lines).await;
+        assert_eq!(unknown["id"], 3, "{unknown}");
+        assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+        // A tool argument of the wrong type: the current protocol (and rmcp) answer it as a
+        // tool error the model can correct, not as a JSON-RPC error; nothing was started
+        // (starting the nonexistent gateway would have said "could not be started").
+        send(
+            &mut w,
+            r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"run","arguments":{"command":42}}}"#,
+        )
+        .await;
+        let wrong = answer(&mut lines).await;
+        assert_eq!(wrong["id"], 4, "{wrong}");
+        assert_eq!(wrong["result"]["isError"], true, "{wrong}");
+        let said = wrong["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(said.contains("expected a string"), "{wrong}");
+        assert!(!said.contains("could not be started"), "{wrong}");
+        // An unknown tool.
+        send(
+            &mut w,
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"shell","arguments":{}}}"#,
+        )
+        .await;
+        let tool = answer(&mut lines).await;
+        assert_eq!(tool["id"], 5, "{tool}");
+        assert!(tool["error"].is_object(), "{tool}");
+        // Malformed JSON, then the session still answers.
+        send(&mut w, "{this is not json").await;
+        send(&mut w, r#"{"jsonrpc":"2.0","id":6,"method":"tools/list"}"#).await;
+        let mut listed = answer(&mut lines).await;
+        if listed["id"] != 6 {
+            // A parse error may be answered first (with a null id).
+            assert!(listed["error"].is_object(), "{listed}");
+            listed = answer(&mut lines).await;
+        }
+        assert_eq!(listed["id"], 6, "{listed}");
+        let names: Vec<&str> = listed["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(names.len(), 3, "{listed}");
+    }
+
+    #[tokio::test]
+    async fn a_call_before_initialize_is_not_served() {
+        let (mut w, mut lines) = session().await;
+        send(
+            &mut w,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run","arguments":{"command":"docker ps"}}}"#,
+        )
+        .await;
+        // rmcp ends a session whose first message is not initialize; no tool ran either way.
+        let next = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await;
+        match next {
+            Ok(Ok(Some(line))) => {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                assert!(v["error"].is_object(), "{v}");
+            }
+            Ok(Ok(None)) | Ok(Err(_)) => {}
+            Err(_) => panic!("no answer and no end within 5 s"),
+        }
+    }
 }

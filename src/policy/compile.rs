@@ -825,7 +825,9 @@ fn deploy(
 
 pub const DEFAULT_STORE: &str = "/var/lib/agent-gate/approvals";
 const DEFAULT_EXPIRE: u64 = 1800;
-const DEFAULT_WAIT: u64 = 600;
+/// A waiting session answers before agents' own command timeouts (Hermes: 180 s) cut it,
+/// so the agent sees the request id and how to go on, not a timeout.
+const DEFAULT_WAIT: u64 = 120;
 const MAX_EXPIRE: u64 = 7 * 86_400;
 
 fn approval(a: &ApprovalModel) -> Result<ApprovalPolicy, PolicyError> {
@@ -1610,9 +1612,15 @@ mod tests {
             Some("/usr/bin/nixos-rebuild")
         );
         assert_eq!(deploy.timeout, Duration::from_secs(3600));
-        // The wait defaults to 600 s, but never beyond the expiry.
+        // The wait defaults to 120 s, but never beyond the expiry.
         assert_eq!(deploy.approval.expire, Duration::from_secs(300));
-        assert_eq!(deploy.approval.wait, Duration::from_secs(300));
+        assert_eq!(deploy.approval.wait, Duration::from_secs(120));
+        let short = crate::policy::compile(
+            "version: 1\nsudo: /usr/bin/sudo\nkeys: {h: {may: [deploy]}}\ndeploy:\n  flake: /etc/nixos\n  nh: /usr/bin/nh\n  approval:\n    expire_seconds: 60\n",
+        )
+        .unwrap();
+        let approval = &short.deploy.as_ref().unwrap().approval;
+        assert_eq!(approval.wait, Duration::from_secs(60));
         assert_eq!(
             deploy.approval.store,
             std::path::Path::new(super::DEFAULT_STORE)

@@ -70,6 +70,9 @@ pub enum Cmd {
     /// The root-side approval step; the gateway starts it through sudo for a deploy.
     #[command(hide = true)]
     DeployStep(DeployStep),
+    /// As root, for the agent's MCP session through sudo: one request's state, as JSON.
+    #[command(hide = true)]
+    DeployStatus(DeployStatus),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -135,6 +138,20 @@ pub struct DeployStep {
     pub client: Option<std::net::IpAddr>,
     #[arg(long, value_name = "SHA256:...")]
     pub fingerprint: Option<String>,
+    /// File or join the request and return at once (an MCP call), whatever `wait_seconds`.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployStatus {
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+    /// The label whose request it is: another label's requests are not shown.
+    #[arg(long, value_name = "LABEL")]
+    pub key: String,
+    #[arg(long, value_name = "ID")]
+    pub id: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

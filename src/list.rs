@@ -23,7 +23,7 @@ pub fn render(policy: &Policy, label: &str) -> String {
     if key.mcp {
         let _ = writeln!(
             out,
-            "Or as an MCP server: have your MCP client run `ssh -T USER@HOST mcp` (tools: run, explain, help)."
+            "Or as an MCP server: have your MCP client run `ssh -T USER@HOST mcp` (tools: run, explain, help, deploy_status)."
         );
     }
     docker_section(&mut out, policy, key);

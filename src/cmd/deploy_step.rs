@@ -173,6 +173,16 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
                 notify(&mut ctx, &request, err);
             }
             tell_filed(&ctx, &request, new, err);
+            if args.no_wait {
+                say(
+                    err,
+                    &format!(
+                        "this call does not wait: ask `deploy_status` for request {}, and send the same command again once it is approved; it runs then, once.",
+                        request.id
+                    ),
+                );
+                return Ok(EXIT_ASK);
+            }
             if ctx.deploy.approval.wait.is_zero() {
                 say(
                     err,
@@ -512,4 +522,63 @@ fn execute(ctx: &mut Ctx, request: DeployRequest, err: &mut dyn Write) -> Step<i
     }
     say(err, &format!("deploy {}: {status}", finished.id));
     Ok(code)
+}
+
+/// `agent-gate deploy-status`: as root (the store is root's), started through sudo by the
+/// agent's MCP session; one request of this label, as one JSON object on stdout. Changes
+/// nothing: an expired request is reported as such, and left for the next sweep.
+pub fn status(args: &crate::cli::DeployStatus, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let shown = (|| -> Step<serde_json::Value> {
+        if !host::is_root() {
+            return Err(refused(
+                "refused: deploy-status runs as root, started through sudo",
+            ));
+        }
+        if !request::valid_id(&args.id) {
+            return Err(refused("refused: that is not a request id"));
+        }
+        let policy = load::policy(&args.rules, true)
+            .map_err(|e| Stop(EXIT_CONFIG, format!("refused: {e}")))?;
+        let deploy = policy
+            .deploy
+            .as_ref()
+            .ok_or_else(|| refused("refused: deploys are not configured on this host"))?;
+        let store = Store::open(&deploy.approval.store, false)
+            .map_err(|e| Stop(EXIT_CONFIG, format!("refused: {e}")))?;
+        let r = store
+            .load(&args.id)
+            .map_err(|e| refused(format!("refused: request {}: {e}", args.id)))?;
+        if r.key != args.key {
+            // Another label's request is not this agent's business.
+            return Err(refused(format!(
+                "refused: no request {} for this key",
+                args.id
+            )));
+        }
+        let state = if r.state.is_open() && r.is_expired(unix_now()) {
+            "expired"
+        } else {
+            r.state.word()
+        };
+        Ok(serde_json::json!({
+            "id": r.id,
+            "state": state,
+            "command": command_line(&r.argv),
+            "filed": rfc3339(r.filed_at, 0),
+            "expires": rfc3339(r.expires_at, 0),
+            "decided_by": r.decided_by,
+            "reason": r.reason,
+            "status": r.status,
+        }))
+    })();
+    match shown {
+        Ok(json) => {
+            let _ = writeln!(out, "{json}");
+            0
+        }
+        Err(Stop(code, message)) => {
+            say(err, &message);
+            code
+        }
+    }
 }

@@ -147,6 +147,7 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                         client: inv.client,
                         fingerprint: inv.fingerprint.clone(),
                     },
+                    inv.cli.forced.session.is_none(),
                 ),
                 _ => None,
             };

@@ -86,6 +86,21 @@ pub struct CommandArgs {
     pub command: String,
 }
 
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct StatusArgs {
+    /// The deploy request's id, as `run` reported it (8 hex digits).
+    pub id: String,
+}
+
+/// The id in what the deploy step told the agent (`deploy request 0a1b2c3d filed ...`).
+fn request_id(said: &str) -> Option<&str> {
+    said.match_indices("deploy request ")
+        .find_map(|(at, found)| {
+            let id = said.get(at + found.len()..at + found.len() + 8)?;
+            crate::deploy::request::valid_id(id).then_some(id)
+        })
+}
+
 fn text_result(text: String, structured: serde_json::Value) -> CallToolResult {
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content = Some(structured);
@@ -164,7 +179,14 @@ impl Gateway {
                 MAX_CALL_OUTPUT / 1024
             ));
         }
+        let request = request_id(&stderr).map(String::from);
+        if let Some(id) = &request {
+            text.push_str(&format!(
+                "\nA human must approve deploy request {id}. Ask `deploy_status` with id {id}; once it is approved, call `run` with the same command again and it runs, once."
+            ));
+        }
         let structured = serde_json::json!({
+            "request": request,
             "decision": decision,
             "exit_code": out.code,
             "stdout": stdout,
@@ -200,6 +222,65 @@ impl Gateway {
             Err(e) => Ok(text_result(
                 format!("the host's rules cannot be loaded: {e}; everything is refused"),
                 serde_json::json!({"decision": "refuse", "reason": e}),
+            )),
+        }
+    }
+
+    #[tool(
+        description = "The state of a deploy request this key filed: pending, approved, denied (with the reason), expired, executed or finished (with the status).",
+        annotations(read_only_hint = true)
+    )]
+    async fn deploy_status(
+        &self,
+        Parameters(StatusArgs { id }): Parameters<StatusArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.touch();
+        if !crate::deploy::request::valid_id(&id) {
+            return Ok(text_result(
+                format!("`{id}` is not a request id: it is 8 hex digits, as `run` reported it"),
+                serde_json::json!({"error": "not a request id"}),
+            ));
+        }
+        let this = self.clone();
+        let asked = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, String> {
+            let policy = load::policy(&this.rules, true)?;
+            let sudo = policy
+                .sudo
+                .clone()
+                .ok_or("sudo is not configured on this host, so deploys are not either")?;
+            let rules = std::path::absolute(&this.rules).map_err(|e| e.to_string())?;
+            let gate = this.exe.to_string_lossy().into_owned();
+            let rules = rules.to_string_lossy().into_owned();
+            let args = [
+                "-n",
+                "--",
+                &gate,
+                "deploy-status",
+                "--rules",
+                &rules,
+                "--key",
+                &this.caller.label,
+                "--id",
+                &id,
+            ];
+            let env = [
+                ("PATH".to_string(), policy.defaults.path.clone()),
+                ("LANG".to_string(), "C.UTF-8".to_string()),
+            ];
+            let out = exec::capture(&sudo, &args, &env, Duration::from_secs(30), 64 * 1024)?;
+            if out.success {
+                serde_json::from_str(out.stdout.trim()).map_err(|e| e.to_string())
+            } else {
+                Err(out.stderr.trim().to_string())
+            }
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        match asked {
+            Ok(state) => Ok(text_result(state.to_string(), state)),
+            Err(why) => Ok(text_result(
+                format!("the request's state cannot be read: {why}"),
+                serde_json::json!({"error": why}),
             )),
         }
     }
@@ -244,7 +325,7 @@ impl ServerHandler for Gateway {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("agent-gate", env!("CARGO_PKG_VERSION")))
             .with_instructions(format!(
-                "agent-gate: a gateway to one host, for key `{}`. Call `run` with one command per call, exactly as over SSH (no shell: no pipes, `;`, `&&` or redirections); `explain` shows the decision without running; `help` lists what this key may run. Calls are served concurrently. Deploys (`nh os switch`) need a human's approval: `run` says so and what to do.",
+                "agent-gate: a gateway to one host, for key `{}`. Call `run` with one command per call, exactly as over SSH (no shell: no pipes, `;`, `&&` or redirections); `explain` shows the decision without running; `help` lists what this key may run. Calls are served concurrently. Deploys (`nh os switch`) need a human's approval: `run` files the request and returns its id at once; `deploy_status` tells its state; `run` the same command again once it is approved.",
                 self.caller.label
             ))
     }
@@ -439,7 +520,7 @@ mod tests {
             .iter()
             .filter_map(|t| t["name"].as_str())
             .collect();
-        assert_eq!(names.len(), 3, "{listed}");
+        assert_eq!(names.len(), 4, "{listed}");
     }
 
     #[tokio::test]

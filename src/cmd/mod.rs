@@ -59,6 +59,7 @@ pub fn run(
         Some(Cmd::Approve(args)) => operator::approve(args, input, out, err),
         Some(Cmd::Deny(args)) => operator::deny(args, out, err),
         Some(Cmd::DeployStep(args)) => deploy_step::run(args, err),
+        Some(Cmd::DeployStatus(args)) => deploy_step::status(args, out, err),
         Some(Cmd::Generate(args)) => generate::run(args.what, out, err),
     }
 }

@@ -100,7 +100,7 @@ pub fn form_of(policy: &Policy, plan: &ExecPlan) -> Option<Form> {
 }
 
 /// What the gateway runs for an `ask`: `sudo -n -- GATE deploy-step --rules RULES --form F
-/// --key L [--client IP] [--fingerprint FP]`, the command line `render sudoers` permits. The
+/// --key L [--client IP] [--fingerprint FP] [--no-wait]`, the command line `render sudoers` permits. The
 /// session may wait for the human, then run the deploy: its timeout covers both.
 pub fn step_plan(
     policy: &Policy,
@@ -108,6 +108,7 @@ pub fn step_plan(
     gate: &str,
     rules: &str,
     asker: &Asker,
+    wait: bool,
 ) -> Option<ExecPlan> {
     let deploy = policy.deploy.as_ref()?;
     let sudo = policy.sudo.as_deref()?;
@@ -121,6 +122,11 @@ pub fn step_plan(
     }
     if let Some(fp) = &asker.fingerprint {
         args.extend(["--fingerprint".to_string(), fp.clone()]);
+    }
+    // An MCP call files or joins the request and returns at once: the agent asks
+    // `deploy_status` and calls `run` again once it is approved.
+    if !wait {
+        args.push("--no-wait".to_string());
     }
     let timeout = deploy.approval.wait + deploy.timeout + std::time::Duration::from_secs(60);
     Some(ExecPlan::new(

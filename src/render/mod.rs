@@ -205,6 +205,12 @@ pub fn sudoers(policy: &Policy, install: &Install) -> Result<String, String> {
             install.gate,
             escape(&deploy_step_regex(policy, install)?)
         ));
+        out.push_str("# deploy-status: one request's state, for the label's own MCP session.\n");
+        out.push_str(&format!(
+            "{user} ALL=(root) NOPASSWD: {} {}\n",
+            install.gate,
+            escape(&deploy_status_regex(install))
+        ));
     }
     Ok(out)
 }
@@ -219,10 +225,18 @@ pub fn deploy_step_regex(policy: &Policy, install: &Install) -> Result<String, S
         .map(|f| f.word())
         .collect();
     Ok(format!(
-        "^deploy-step --rules {} --form ({}) --key [a-z0-9._-]+( --client [0-9A-Fa-f.:]+)?( --fingerprint SHA256:[A-Za-z0-9+/]+)?$",
+        "^deploy-step --rules {} --form ({}) --key [a-z0-9._-]+( --client [0-9A-Fa-f.:]+)?( --fingerprint SHA256:[A-Za-z0-9+/]+)?( --no-wait)?$",
         crate::sudoers::ere::literal(&install.rules),
         forms.join("|")
     ))
+}
+
+/// `deploy-status` as the agent's MCP session asks it: the installed rules, a label, an id.
+pub fn deploy_status_regex(install: &Install) -> String {
+    format!(
+        "^deploy-status --rules {} --key [a-z0-9._-]+ --id [0-9a-f]{{8}}$",
+        crate::sudoers::ere::literal(&install.rules)
+    )
 }
 
 /// Escape what sudoers reads specially inside a command's arguments.

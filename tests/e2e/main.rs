@@ -440,12 +440,12 @@ fn mcp_session(host: &Host, ledger: &mut Ledger) {
     );
     assert_eq!(
         seen["tools"],
-        serde_json::json!(["explain", "help", "run"]),
+        serde_json::json!(["deploy_status", "explain", "help", "run"]),
         "{seen}"
     );
     assert_eq!(
         seen["read_only"],
-        serde_json::json!(["explain", "help"]),
+        serde_json::json!(["deploy_status", "explain", "help"]),
         "{seen}"
     );
     assert_eq!(
@@ -523,6 +523,65 @@ fn mcp_session(host: &Host, ledger: &mut Ledger) {
     wait_for_process("sleep 97", false);
     ledger.expected += 3 + 2;
     ledger.settle("mcp client killed");
+
+    // A deploy through MCP: filed at once, its state asked, approved by root, run once.
+    let mut client = std::process::Command::new("python3")
+        .arg(script)
+        .arg("deploy")
+        .arg(IMAGE)
+        .args(&ssh)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    let filed: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let id = filed["request"].as_str().unwrap().to_string();
+    let gate = path("bin/agent-gate").display().to_string();
+    let rules = path("rules.yaml").display().to_string();
+    let out = std::process::Command::new(&gate)
+        .args(["approve", &id, "--yes", "--rules", &rules])
+        .output()
+        .unwrap();
+    expect(&out, 0, "root approves the MCP session's request");
+    std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let status = client.wait().unwrap();
+    assert!(status.success(), "the MCP deploy client failed");
+    let seen: serde_json::Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(seen["filed"]["structured"]["decision"], "ask", "{seen}");
+    assert!(
+        seen["filed"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("deploy_status")),
+        "{seen}"
+    );
+    assert_eq!(seen["pending"]["structured"]["state"], "pending", "{seen}");
+    assert_eq!(
+        seen["approved"]["structured"]["state"], "approved",
+        "{seen}"
+    );
+    assert_eq!(seen["ran"]["structured"]["decision"], "allow", "{seen}");
+    assert_eq!(seen["ran"]["structured"]["exit_code"], 0, "{seen}");
+    assert_eq!(seen["done"]["structured"]["state"], "finished", "{seen}");
+    assert!(seen["other"]["structured"]["error"].is_string(), "{seen}");
+    assert!(path("nh.ran").exists(), "nh ran as root");
+    std::fs::remove_file(path("nh.ran")).unwrap();
+    // mcp (3); the filing run: decision, requested, finish (3); the approval (1); the
+    // deploying run: decision, executed, finished, finish (4).
+    ledger.expected += 3 + 3 + 1 + 4;
+    let records = ledger.settle("mcp deploy");
+    let events: Vec<&str> = records
+        .iter()
+        .filter(|r| field(r, "request") == Some(id.as_str()))
+        .filter_map(|r| field(r, "event"))
+        .collect();
+    assert_eq!(events, ["requested", "approved", "executed", "finished"]);
 }
 
 /// Wait (at most 15 s) until a process with this command line is running, or gone.

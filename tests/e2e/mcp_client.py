@@ -3,7 +3,9 @@
 Usage: mcp_client.py SCENARIO SSH-ARGS... ; prints one JSON object with what it saw.
 SCENARIO `session`: initialize, tools/list, run (allowed and refused), explain, help, a run
 cancelled after a second. SCENARIO `killed`: starts `sleep 97` and prints `started`; the test
-then kills this process and checks that the sleep is gone.
+then kills this process and checks that the sleep is gone. SCENARIO `deploy`: files a deploy
+through `run`, prints its id, waits for a line on stdin (the test approves it as root), then
+asks `deploy_status` and runs the deploy.
 """
 import asyncio
 import json
@@ -49,6 +51,24 @@ async def session(params, image):
     return seen
 
 
+async def deploy(params):
+    seen = {}
+    async with stdio_client(params) as (r, w):
+        async with ClientSession(r, w) as s:
+            await s.initialize()
+            seen["filed"] = result(await s.call_tool("run", {"command": "nh os switch"}))
+            request = seen["filed"]["structured"]["request"]
+            seen["pending"] = result(await s.call_tool("deploy_status", {"id": request}))
+            print(json.dumps({"request": request}), flush=True)
+            # The test approves it as root, then says so on our stdin.
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            seen["approved"] = result(await s.call_tool("deploy_status", {"id": request}))
+            seen["ran"] = result(await s.call_tool("run", {"command": "nh os switch"}))
+            seen["done"] = result(await s.call_tool("deploy_status", {"id": request}))
+            seen["other"] = result(await s.call_tool("deploy_status", {"id": "ffffffff"}))
+    print(json.dumps(seen), flush=True)
+
+
 async def killed(params):
     async with stdio_client(params) as (r, w):
         async with ClientSession(r, w) as s:
@@ -64,6 +84,8 @@ def main():
     params = StdioServerParameters(command="ssh", args=ssh + ["mcp"])
     if scenario == "session":
         print(json.dumps(asyncio.run(session(params, image))), flush=True)
+    elif scenario == "deploy":
+        asyncio.run(deploy(params))
     else:
         asyncio.run(killed(params))
 

@@ -503,19 +503,7 @@ fn mcp_session(host: &Host, ledger: &mut Ledger) {
     );
 
     // The client killed mid-command: the call's process group goes with the session.
-    let mut client = std::process::Command::new("python3")
-        .arg(script)
-        .arg("killed")
-        .arg(IMAGE)
-        .args(&ssh)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut reader = std::io::BufReader::new(client.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    let (mut client, _reader, line) = mcp_client(script, "killed", &ssh);
     assert!(line.contains("started"), "{line}");
     wait_for_process("sleep 97", true);
     let _ = client.kill();
@@ -525,19 +513,7 @@ fn mcp_session(host: &Host, ledger: &mut Ledger) {
     ledger.settle("mcp client killed");
 
     // A deploy through MCP: filed at once, its state asked, approved by root, run once.
-    let mut client = std::process::Command::new("python3")
-        .arg(script)
-        .arg("deploy")
-        .arg(IMAGE)
-        .args(&ssh)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = std::io::BufReader::new(client.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    let (mut client, mut reader, line) = mcp_client(script, "deploy", &ssh);
     let filed: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let id = filed["request"].as_str().unwrap().to_string();
@@ -582,6 +558,32 @@ fn mcp_session(host: &Host, ledger: &mut Ledger) {
         .filter_map(|r| field(r, "event"))
         .collect();
     assert_eq!(events, ["requested", "approved", "executed", "finished"]);
+}
+
+/// Start the Python client on a scenario that talks to the test; its first line.
+fn mcp_client(
+    script: &str,
+    scenario: &str,
+    ssh: &[String],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+) {
+    let mut client = std::process::Command::new("python3")
+        .arg(script)
+        .arg(scenario)
+        .arg(IMAGE)
+        .args(ssh)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    (client, reader, line)
 }
 
 /// Wait (at most 15 s) until a process with this command line is running, or gone.

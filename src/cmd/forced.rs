@@ -118,7 +118,13 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             };
             let started = Instant::now();
             let _ = sink.write(&AuditRecord::session("session-start", &origin, "serving"));
-            let how = super::mcp::serve(inv.call_template(), inv.rules.clone(), caller, session);
+            let how = super::mcp::serve(
+                inv.call_template(),
+                inv.rules.clone(),
+                caller,
+                session,
+                policy.mcp,
+            );
             origin.time = host::now();
             let how = format!("{how} after {} s", started.elapsed().as_secs());
             if sink

@@ -28,9 +28,6 @@ use crate::sys::{exec, load};
 const MAX_MESSAGE: usize = 1 << 20;
 /// What one call passes back of each output stream, at most.
 const MAX_CALL_OUTPUT: u64 = 256 * 1024;
-/// A session ends after this long in all, or this long without a call.
-const SESSION_LIMIT: Duration = Duration::from_secs(8 * 3600);
-const IDLE_LIMIT: Duration = Duration::from_secs(3600);
 
 /// Who the session is for, as the gateway established it when the session began.
 #[derive(Debug, Clone)]
@@ -333,7 +330,13 @@ impl ServerHandler for Gateway {
 
 /// Serve the session on stdin/stdout until the client goes away or a limit is reached; how
 /// it ended, for the session's last record.
-pub fn serve(template: CallTemplate, rules: PathBuf, caller: Caller, session: String) -> String {
+pub fn serve(
+    template: CallTemplate,
+    rules: PathBuf,
+    caller: Caller,
+    session: String,
+    limits: crate::policy::McpLimits,
+) -> String {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => return format!("not started: this executable cannot be found ({e})"),
@@ -371,11 +374,17 @@ pub fn serve(template: CallTemplate, rules: PathBuf, caller: Caller, session: St
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 let quiet = last_call.lock().map_or(Duration::ZERO, |l| l.elapsed());
-                if quiet >= IDLE_LIMIT {
-                    return "ended: no call for the idle limit".to_string();
+                if quiet >= limits.idle {
+                    return format!(
+                        "ended: no call for {} s (mcp.idle_seconds)",
+                        limits.idle.as_secs()
+                    );
                 }
-                if started.elapsed() >= SESSION_LIMIT {
-                    return "ended: the session's time limit".to_string();
+                if started.elapsed() >= limits.session {
+                    return format!(
+                        "ended: the session's {} s (mcp.session_seconds)",
+                        limits.session.as_secs()
+                    );
                 }
             }
         };

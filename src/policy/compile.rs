@@ -12,7 +12,7 @@ use super::model::{
 use super::parse::{Spanned, location};
 use super::{
     ApprovalPolicy, AuditFormat, AuditSettings, Cidr, Defaults, DeployPolicy, DockerPolicy,
-    Example, KeyPolicy, Policy, PolicyError, ProgramRule,
+    Example, KeyPolicy, McpLimits, Policy, PolicyError, ProgramRule,
 };
 use crate::docker::{spec, values};
 use crate::grammar::{ArgSpec, Grammar, OptSpec, Optional, ValueType};
@@ -219,6 +219,7 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
             open_files,
         },
         audit,
+        mcp: mcp_limits(&model.mcp)?,
         keys: BTreeMap::new(),
         docker,
         programs,
@@ -868,6 +869,17 @@ fn approval(a: &ApprovalModel) -> Result<ApprovalPolicy, PolicyError> {
         wait: Duration::from_secs(wait),
         notify,
     })
+}
+
+fn mcp_limits(m: &super::model::McpModel) -> Result<McpLimits, PolicyError> {
+    let seconds = |v: &Option<Spanned<u64>>, default: u64, what: &str| match v {
+        None => Ok(Duration::from_secs(default)),
+        Some(s) if (10..=7 * 86_400).contains(&s.value) => Ok(Duration::from_secs(s.value)),
+        Some(s) => err(s, format!("{what} is from 10 seconds to a week")),
+    };
+    let idle = seconds(&m.idle_seconds, 3600, "mcp.idle_seconds")?;
+    let session = seconds(&m.session_seconds, 8 * 3600, "mcp.session_seconds")?;
+    Ok(McpLimits { idle, session })
 }
 
 /// Names or `PREFIX*` patterns of plain characters (for `allow_env`, `allow_labels`).
@@ -1759,5 +1771,26 @@ deploy:
                 (want, got) => panic!("{examples}: want {want:?}, got {:?}", got.map(|_| ())),
             }
         }
+    }
+
+    #[test]
+    fn mcp_limits_come_from_the_rules() {
+        let rules = |mcp: &str| {
+            crate::policy::compile(&format!("version: 1\nkeys: {{h: {{may: []}}}}\n{mcp}"))
+        };
+        let default = rules("").unwrap().mcp;
+        assert_eq!(default.idle, Duration::from_secs(3600));
+        assert_eq!(default.session, Duration::from_secs(8 * 3600));
+        let set = rules("mcp:\n  idle_seconds: 60\n  session_seconds: 600\n")
+            .unwrap()
+            .mcp;
+        assert_eq!(
+            (set.idle, set.session),
+            (Duration::from_secs(60), Duration::from_secs(600))
+        );
+        let short = rules("mcp:\n  idle_seconds: 5\n").unwrap_err();
+        assert!(short.message.contains("mcp.idle_seconds"), "{short}");
+        assert_eq!(short.line, 4, "{short}");
+        assert!(rules("mcp:\n  idle: 60\n").is_err());
     }
 }

@@ -49,6 +49,7 @@ pub struct Policy {
     pub sudo: Option<String>,
     pub defaults: Defaults,
     pub audit: AuditSettings,
+    pub mcp: McpLimits,
     pub keys: BTreeMap<String, KeyPolicy>,
     pub docker: Option<DockerPolicy>,
     pub programs: Vec<ProgramRule>,
@@ -67,6 +68,13 @@ pub struct Example {
     pub allow: bool,
     pub line: u64,
     pub column: u64,
+}
+
+/// How long an MCP session may last: without a call, and in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McpLimits {
+    pub idle: Duration,
+    pub session: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

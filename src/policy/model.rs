@@ -54,6 +54,20 @@ pub struct RulesModel {
     pub programs: Vec<ProgramModel>,
     #[serde(default)]
     pub deploy: Option<DeployModel>,
+    #[serde(default)]
+    pub mcp: McpModel,
+}
+
+/// The MCP sessions' limits (the SSH command `mcp`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpModel {
+    /// A session ends after this many seconds without a call (default 3600).
+    #[serde(default)]
+    pub idle_seconds: Option<Spanned<u64>>,
+    /// A session ends after this many seconds in all (default 28800).
+    #[serde(default)]
+    pub session_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

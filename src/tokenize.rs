@@ -188,6 +188,11 @@ pub fn is_control(c: char) -> bool {
 /// U+FFFD: the replacement character is what a byte that was not UTF-8 became.
 pub fn is_invisible(c: char) -> bool {
     use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    // No ASCII character is in these categories (controls are `is_control`'s): the tables
+    // are searched only for the rest.
+    if c.is_ascii() {
+        return false;
+    }
     let by_category = match c.general_category() {
         G::Format | G::LineSeparator | G::ParagraphSeparator | G::PrivateUse | G::Unassigned => {
             true

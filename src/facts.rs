@@ -65,6 +65,24 @@ impl Needs {
     }
 }
 
+impl Engine {
+    /// Why the engine could not answer one of the questions, if it could not.
+    pub fn first_failure(&self) -> Option<&str> {
+        let images = self.images.values().filter_map(Lookup::failure);
+        let volumes = self.volumes.values().filter_map(Lookup::failure);
+        images.chain(volumes).next()
+    }
+}
+
+impl<T> Lookup<T> {
+    fn failure(&self) -> Option<&str> {
+        match self {
+            Lookup::Failed(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
 impl Facts {
     pub fn image(&self, reference: &str) -> Option<&Lookup<Image>> {
         match self {

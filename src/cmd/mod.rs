@@ -83,7 +83,7 @@ fn decide_with_engine(
     request: &crate::decide::Request<'_>,
     strict: bool,
 ) -> (crate::verdict::Decision, FactsUsed) {
-    use crate::facts::{Facts, Lookup};
+    use crate::facts::Facts;
     let offline = crate::decide::decide(policy, request);
     let (Some(docker), crate::verdict::Outcome::Allow(_)) = (&policy.docker, &offline.outcome)
     else {
@@ -93,18 +93,7 @@ fn decide_with_engine(
         return (offline, FactsUsed::NotNeeded);
     }
     let engine = crate::sys::engine::gather(docker, &policy.defaults, &offline.needs);
-    let failed = engine
-        .images
-        .values()
-        .filter_map(|l| match l {
-            Lookup::Failed(why) => Some(why.clone()),
-            _ => None,
-        })
-        .chain(engine.volumes.values().filter_map(|l| match l {
-            Lookup::Failed(why) => Some(why.clone()),
-            _ => None,
-        }))
-        .next();
+    let failed = engine.first_failure().map(String::from);
     match failed {
         Some(why) if !strict => {
             let needs = offline.needs.clone();

@@ -59,64 +59,48 @@ pub fn run(
     let mut checked = Checked::default();
     not_an_id(rule, image)?;
     checked.needs.images.push(image.to_string());
-    match facts.image(image) {
-        _ if facts.is_offline() => {}
-        Some(Lookup::Found(found)) => {
-            let allowed = |name: &String| {
-                docker.images.as_ref().is_none_or(|list| {
-                    values::parse_image(name)
-                        .is_ok_and(|r| list.iter().any(|entry| values::image_allowed(entry, &r)))
-                })
-            };
-            if !found.names.iter().any(allowed) {
-                return Err(Refusal::new(
-                    rule,
-                    format!(
-                        "{rule}: `{image}` resolves to image {} whose names ({}) are not on the rules' image allow-list",
-                        short(&found.id),
-                        if found.names.is_empty() { "none".to_string() } else { found.names.join(", ") }
-                    ),
-                )
-                .hint(allow_hint(docker)));
-            }
-            if !id_like(&found.id) {
-                return Err(Refusal::new(
-                    rule,
-                    format!(
-                        "{rule}: the engine gave `{}` as the ID of `{image}`",
-                        found.id
-                    ),
-                ));
-            }
-            // `--pull always` pulls by name first and runs what it pulled: an ID cannot be
-            // pulled, so the name stays and the registry's image under it is what runs.
-            if !pulls_always(parsed) {
-                checked.pinned = Some(found.id.clone());
-            }
-        }
-        // Not present: docker pulls it by the (allowed) name.
-        Some(Lookup::Absent) => {}
-        Some(Lookup::Failed(why)) => {
+    let what = format!("`{image}`");
+    if let Some(found) = answer(rule, &what, facts, facts.image(image))? {
+        let allowed = |name: &String| {
+            docker.images.as_ref().is_none_or(|list| {
+                values::parse_image(name)
+                    .is_ok_and(|r| list.iter().any(|entry| values::image_allowed(entry, &r)))
+            })
+        };
+        if !found.names.iter().any(allowed) {
             return Err(Refusal::new(
                 rule,
                 format!(
-                    "{rule}: the engine could not say what `{image}` is ({why}); nothing runs unchecked"
+                    "{rule}: `{image}` resolves to image {} whose names ({}) are not on the rules' image allow-list",
+                    short(&found.id),
+                    if found.names.is_empty() { "none".to_string() } else { found.names.join(", ") }
+                ),
+            )
+            .hint(allow_hint(docker)));
+        }
+        if !id_like(&found.id) {
+            return Err(Refusal::new(
+                rule,
+                format!(
+                    "{rule}: the engine gave `{}` as the ID of `{image}`",
+                    found.id
                 ),
             ));
         }
-        None => {
-            return Err(Refusal::new(
-                rule,
-                format!("{rule}: the engine was not asked what `{image}` is"),
-            ));
+        // `--pull always` pulls by name first and runs what it pulled: an ID cannot be
+        // pulled, so the name stays and the registry's image under it is what runs.
+        if !pulls_always(parsed) {
+            checked.pinned = Some(found.id.clone());
         }
     }
     for name in named_volumes(parsed) {
         checked.needs.volumes.push(name.to_string());
-        match facts.volume(name) {
-            _ if facts.is_offline() => {}
-            Some(Lookup::Found(v)) if v.driver == "local" && v.options.is_empty() => {}
-            Some(Lookup::Found(v)) => {
+        let what = format!("volume `{name}`");
+        match answer(rule, &what, facts, facts.volume(name))? {
+            // Offline, absent (docker creates a plain one), or a plain local volume.
+            None => {}
+            Some(v) if v.driver == "local" && v.options.is_empty() => {}
+            Some(v) => {
                 let options: Vec<String> = v
                     .options
                     .iter()
@@ -132,24 +116,34 @@ pub fn run(
                 )
                 .hint("use a plain named volume: one that does not exist yet is created without options"));
             }
-            Some(Lookup::Absent) => {}
-            Some(Lookup::Failed(why)) => {
-                return Err(Refusal::new(
-                    rule,
-                    format!(
-                        "{rule}: the engine could not say what volume `{name}` is ({why}); nothing runs unchecked"
-                    ),
-                ));
-            }
-            None => {
-                return Err(Refusal::new(
-                    rule,
-                    format!("{rule}: the engine was not asked what volume `{name}` is"),
-                ));
-            }
         }
     }
     Ok(checked)
+}
+
+/// What the engine holds of `what`: `None` offline (the string decides) or when it has no
+/// such thing (docker pulls or creates it); a refusal when it could not say, or was not asked.
+fn answer<'f, T>(
+    rule: &str,
+    what: &str,
+    facts: &Facts,
+    lookup: Option<&'f Lookup<T>>,
+) -> Result<Option<&'f T>, Refusal> {
+    match lookup {
+        _ if facts.is_offline() => Ok(None),
+        Some(Lookup::Found(found)) => Ok(Some(found)),
+        Some(Lookup::Absent) => Ok(None),
+        Some(Lookup::Failed(why)) => Err(Refusal::new(
+            rule,
+            format!(
+                "{rule}: the engine could not say what {what} is ({why}); nothing runs unchecked"
+            ),
+        )),
+        None => Err(Refusal::new(
+            rule,
+            format!("{rule}: the engine was not asked what {what} is"),
+        )),
+    }
 }
 
 fn allow_hint(docker: &DockerPolicy) -> String {
@@ -170,9 +164,8 @@ fn short(id: &str) -> &str {
 
 fn pulls_always(parsed: &Parsed<'_>) -> bool {
     parsed
-        .options
-        .iter()
-        .any(|g| g.opt.name() == "pull" && g.value == Some("always"))
+        .given("pull")
+        .is_some_and(|g| g.value == Some("always"))
 }
 
 /// The named volumes a `docker run` mounts: `-v NAME:/path[:mode]` and `--mount

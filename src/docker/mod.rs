@@ -85,7 +85,7 @@ pub fn check(
     };
     let parsed = parse::parse(&rule, &[sub.options], sub.interspersed, rest)?;
     check_allowed(&rule, allowed, &parsed.options)?;
-    if name == "stats" && !parsed.options.iter().any(|g| g.opt.name() == "no-stream") {
+    if name == "stats" && parsed.given("no-stream").is_none() {
         return Err(
             Refusal::new(&rule, "`docker stats` without `--no-stream` never ends")
                 .hint("use `docker stats --no-stream`"),
@@ -151,9 +151,7 @@ pub fn check(
         details.extend(run_details(&parsed));
     }
     // Without --format, docker inspect prints everything: the gateway redacts the environment.
-    let plan = if name == "inspect"
-        && !docker.inspect_shows_env
-        && !parsed.options.iter().any(|g| g.opt.name() == "format")
+    let plan = if name == "inspect" && !docker.inspect_shows_env && parsed.given("format").is_none()
     {
         plan.with_filter(crate::plan::Filter::InspectEnv)
     } else {

@@ -21,6 +21,13 @@ pub struct Parsed<'a> {
     pub operands: Vec<&'a str>,
 }
 
+impl<'a> Parsed<'a> {
+    /// The last time the option of this long name was given, if it was.
+    pub fn given(&self, name: &str) -> Option<&Given<'a>> {
+        self.options.iter().rev().find(|g| g.opt.name() == name)
+    }
+}
+
 /// Docker's option tables, searched in order (a verb's own options shadow inherited ones).
 struct Tables<'t>(&'t [&'static [Opt]]);
 

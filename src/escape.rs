@@ -16,17 +16,26 @@ pub const CUT: &str = "...[truncated]";
 /// `escape`, at most `max` bytes of it: the cut falls between two escapes, never inside one,
 /// and is marked with `CUT`.
 pub fn escape_within(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max));
-    for byte in text.bytes() {
-        let before = out.len();
-        match byte {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7E => out.push(char::from(byte)),
-            _ => {
+    within(text, max, |out, ch| match ch {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        ' '..='~' => out.push(ch),
+        _ => {
+            let mut buf = [0u8; 4];
+            for byte in ch.encode_utf8(&mut buf).bytes() {
                 let _ = write!(out, "\\x{byte:02x}");
             }
         }
+    })
+}
+
+/// `text`, each character as `encode` writes it, in at most `max` bytes plus `CUT` where it
+/// was cut: a character's encoding is kept whole or not at all.
+pub fn within(text: &str, max: usize, encode: impl Fn(&mut String, char)) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for ch in text.chars() {
+        let before = out.len();
+        encode(&mut out, ch);
         if out.len() > max {
             out.truncate(before);
             out.push_str(CUT);

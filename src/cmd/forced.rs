@@ -25,7 +25,15 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         inv.client,
         "-",
     );
-    origin.session = inv.cli.forced.session.clone();
+    // Every record of this command shares one session id: the MCP session's when the call
+    // came through one (with its call number), else a fresh one for this SSH command.
+    origin.session = Some(
+        inv.cli
+            .forced
+            .session
+            .clone()
+            .unwrap_or_else(host::session_id),
+    );
     origin.call = inv.cli.forced.call;
     let loaded = match &inv.error {
         Some(e) => Err(e.clone()),
@@ -72,7 +80,7 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // Where the decision rests on the engine's state, the engine is asked (bounded).
     let (decision, _) = super::decide_with_engine(&policy, &request, true);
     let record = AuditRecord::decision(&origin, &raw, &decision);
-    let audited = Syslog::connect(&socket, policy.audit.format)
+    let audited = Syslog::connect_within(&socket, policy.audit.format, policy.audit.timeout)
         .and_then(|mut sink| sink.write(&record).map(|()| sink));
     let mut sink = match audited {
         Ok(sink) => sink,

@@ -22,6 +22,8 @@ pub const DEFAULT_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/us
 const DEFAULT_TIMEOUT: u64 = 600;
 const MAX_TIMEOUT: u64 = 86_400;
 const DEFAULT_OPEN_FILES: u64 = 1024;
+/// How long one audit record may wait for a receiver that is not reading.
+pub const AUDIT_TIMEOUT: Duration = Duration::from_secs(2);
 const OPEN_FILES: std::ops::RangeInclusive<u64> = 16..=1_048_576;
 /// Compiled size limit of one value pattern.
 const PATTERN_SIZE_LIMIT: usize = 64 * 1024;
@@ -183,6 +185,16 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
             Some(f) if f.value == "kv" => AuditFormat::Kv,
             Some(f) if f.value == "json" => AuditFormat::Json,
             Some(f) => return err(f, "the audit format is `kv` or `json`"),
+        },
+        timeout: match &model.audit.timeout_ms {
+            None => AUDIT_TIMEOUT,
+            Some(t) if (100..=10_000).contains(&t.value) => Duration::from_millis(t.value),
+            Some(t) => {
+                return err(
+                    t,
+                    "audit.timeout_ms is from 100 to 10000 (milliseconds one record may wait for the receiver)",
+                );
+            }
         },
     };
     let sudo = model
@@ -1792,5 +1804,19 @@ deploy:
         assert!(short.message.contains("mcp.idle_seconds"), "{short}");
         assert_eq!(short.line, 4, "{short}");
         assert!(rules("mcp:\n  idle: 60\n").is_err());
+    }
+
+    #[test]
+    fn the_audit_timeout_is_bounded() {
+        let rules = |audit: &str| {
+            crate::policy::compile(&format!("version: 1\nkeys: {{h: {{may: []}}}}\n{audit}"))
+        };
+        assert_eq!(rules("").unwrap().audit.timeout, super::AUDIT_TIMEOUT);
+        let set = rules("audit:\n  timeout_ms: 500\n").unwrap();
+        assert_eq!(set.audit.timeout, Duration::from_millis(500));
+        for bad in ["0", "50", "60000"] {
+            let e = rules(&format!("audit:\n  timeout_ms: {bad}\n")).unwrap_err();
+            assert!(e.message.contains("audit.timeout_ms"), "{e}");
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::grammar::Grammar;
 pub use crate::plan::Defaults;
 use crate::sudoers::SudoersArgs;
 
+pub use compile::AUDIT_TIMEOUT;
 pub use parse::MAX_RULES_BYTES;
 
 /// A rules-file error with the place it was found (1-based line and column).
@@ -87,6 +88,9 @@ pub enum AuditFormat {
 pub struct AuditSettings {
     pub socket: String,
     pub format: AuditFormat,
+    /// The longest a record may wait for the receiver: a receiver that stops reading makes
+    /// the gateway refuse, never hang.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -92,6 +92,9 @@ pub struct AuditModel {
     /// `kv` (default) or `json`.
     #[serde(default)]
     pub format: Option<S>,
+    /// How long one record may wait for the receiver (milliseconds, default 2000).
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,102 @@
+//! The audit transport under faults: a receiver that stops reading must make the gateway
+//! refuse within its bound, never hang, and never run the command later.
+//!
+//! The receiver is the test's own unix datagram socket (tests/support/world.rs); the end-to-end
+//! suite stops the real rsyslogd the same way (tests/e2e/faults.rs).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/world.rs"]
+mod world;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use world::World;
+
+/// Fill the receiver's queue (net.unix.max_dgram_qlen datagrams) without reading it, as a
+/// stopped syslog daemon would leave it. Returns the filler, whose datagrams stay queued.
+fn fill(socket: &std::path::Path) -> (UnixDatagram, usize) {
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.connect(socket).unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut sent = 0;
+    while filler.send(b"<14>filler").is_ok() {
+        sent += 1;
+        assert!(sent < 100_000, "the receiver's queue never filled");
+    }
+    (filler, sent)
+}
+
+#[test]
+fn a_receiver_that_stops_reading_refuses_within_the_bound() {
+    need_root!();
+    let w = World::new();
+    let (_filler, queued) = fill(&w.path("log.sock"));
+    assert!(queued > 0);
+    let mut child = w
+        .process("hermes", Some("sleeper now"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A bound, not a timing claim: the gateway's own is 2 s; an unbounded send never returns.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway hung on a receiver that does not read");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{stderr}");
+    assert!(
+        stderr.contains("the audit log cannot be written")
+            && stderr.contains("took no record within 2000 ms")
+            && stderr.contains("nothing runs without its record"),
+        "{stderr}"
+    );
+    assert_eq!(w.ran("sleeper"), None, "the command ran without its record");
+    // The receiver drains: only the filler was queued, and nothing starts late.
+    let mut buf = [0u8; 256];
+    for _ in 0..queued {
+        let n = w.audit.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"<14>filler");
+    }
+    w.no_more_records();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        w.ran("sleeper"),
+        None,
+        "the command started after the receiver drained"
+    );
+}
+
+#[test]
+fn every_record_of_a_command_shares_its_session() {
+    need_root!();
+    let w = World::new();
+    w.gate(Some("sleeper now")).assert().success();
+    let (_, decision) = w.record();
+    let (_, finish) = w.record();
+    let session = |line: &str| {
+        let at = line.find(" session=\"").unwrap() + 10;
+        line[at..at + line[at..].find('"').unwrap()].to_string()
+    };
+    assert_eq!(session(&decision).len(), 16, "{decision}");
+    assert_eq!(session(&decision), session(&finish));
+    w.gate(Some("sleeper now")).assert().success();
+    let (_, next) = w.record();
+    let _ = w.record();
+    assert_ne!(
+        session(&next),
+        session(&decision),
+        "each SSH command is its own session"
+    );
+}

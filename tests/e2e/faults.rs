@@ -1,0 +1,97 @@
+//! Faults where they live: the real rsyslogd stops reading (SIGSTOP) with its socket's queue
+//! full. The gateway must refuse within its bound (exit 77), leave no process behind, and
+//! never start the command when the receiver drains later.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::host::{Host, path};
+use super::{Ledger, expect, ssh, text};
+
+/// Whether `sleep 93` runs anywhere (the command the gateway had to refuse).
+fn sleeping() -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.ends_with(b"sleep\x0093\x00"))
+        })
+}
+
+/// Gateway processes of the account's sessions (sshd runs it as `agent-gate --rules ...`).
+fn gateways() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|b| *b == 0)
+                    .next()
+                    .is_some_and(|p| p.ends_with(b"bin/agent-gate"))
+            })
+        })
+        .count()
+}
+
+pub fn stopped_receiver(host: &Host, ledger: &mut Ledger) {
+    ledger.settle("before the receiver stops");
+    let pid: i32 = std::fs::read_to_string(path("rsyslogd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rsyslogd = Pid::from_raw(pid);
+    let before = gateways();
+    kill(rsyslogd, Signal::SIGSTOP).unwrap();
+    // Resumed however this step ends, so a failure leaves the rest of the suite a receiver.
+    struct Resume(Pid);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = kill(self.0, Signal::SIGCONT);
+        }
+    }
+    let resume = Resume(rsyslogd);
+    // Fill the socket's queue as root with user.info datagrams (the test's rsyslog.conf writes
+    // only authpriv), as a stopped daemon's backlog would.
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.connect(path("log.sock")).unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut queued = 0;
+    while filler.send(b"<14>agent-gate-e2e: filler").is_ok() && queued < 100_000 {
+        queued += 1;
+    }
+    let started = Instant::now();
+    let out = ssh(host, "hermes", "sleep 93");
+    let waited = started.elapsed();
+    drop(resume);
+    expect(&out, 77, "a stopped syslog receiver");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the audit log cannot be written")
+            && stderr.contains("took no record within"),
+        "{stderr}"
+    );
+    assert!(waited < Duration::from_secs(60), "bounded: {waited:?}");
+    // Nothing left behind, and nothing starts once the receiver drains.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gateways() > before {
+        assert!(Instant::now() < deadline, "a gateway outlived its client");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !sleeping(),
+        "the refused command started after the receiver drained"
+    );
+    // No record for the refused command: the decision record never reached the log.
+    let records = ledger.settle("the receiver resumed");
+    let logged: Vec<&String> = records.iter().filter(|r| r.contains("sleep 93")).collect();
+    assert!(
+        logged.is_empty(),
+        "a record for a command whose decision could not be logged: {logged:?}"
+    );
+}

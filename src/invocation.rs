@@ -12,7 +12,7 @@
 
 use std::ffi::OsString;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
@@ -50,6 +50,42 @@ pub struct Invocation {
 /// sshd's ExposeAuthInfo file is a few lines; anything larger is not one.
 const MAX_USER_AUTH_BYTES: u64 = 64 * 1024;
 
+/// Whether `path` is a name sshd gives its ExposeAuthInfo file: `mkstemp` on
+/// `/tmp/sshauth.XXXXXXXXXXXXXXX` (OpenSSH session.c, `prepare_auth_info_file`).
+fn is_auth_info_name(path: &Path) -> bool {
+    path.to_str()
+        .and_then(|p| p.strip_prefix("/tmp/sshauth."))
+        .is_some_and(|tail| tail.len() == 15 && tail.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// sshd's auth-info file, trusted only as sshd writes it: its name, a regular file owned by
+/// this account with mode 0600 and one link, opened without following a link and without
+/// blocking (a FIFO would hold the gateway before any record). Anything else: no
+/// fingerprint, so a label that pins a key refuses. A client can send SSH_USER_AUTH itself
+/// where an `AcceptEnv` lets it through and sshd did not write its own (a full /tmp).
+fn read_auth_info(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    if !is_auth_info_name(path) {
+        return None;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    let ours = meta.uid() == nix::unistd::geteuid().as_raw();
+    if !meta.is_file() || !ours || meta.mode() & 0o7777 != 0o600 || meta.nlink() != 1 {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_USER_AUTH_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
 impl Invocation {
     pub fn from_env() -> Result<Self, clap::Error> {
         let mut inv = Self::from_parts(
@@ -62,14 +98,9 @@ impl Invocation {
                 inv.ssh_env.push((name.into(), value));
             }
         }
-        inv.fingerprint = std::env::var_os("SSH_USER_AUTH").and_then(|path| {
-            use std::io::Read;
-            let mut text = String::new();
-            std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_USER_AUTH_BYTES).read_to_string(&mut text))
-                .ok()?;
-            crate::sshkey::authenticated_fingerprint(&text)
-        });
+        inv.fingerprint = std::env::var_os("SSH_USER_AUTH")
+            .and_then(|path| read_auth_info(Path::new(&path)))
+            .and_then(|text| crate::sshkey::authenticated_fingerprint(&text));
         Ok(inv)
     }
 
@@ -148,6 +179,48 @@ impl Invocation {
         }
         Ok(())
     }
+}
+
+/// What can still be told of an invocation whose command line did not parse, for its record.
+pub struct Unparsed {
+    /// The agent's command: `-c`'s string in login-shell mode, else SSH_ORIGINAL_COMMAND.
+    pub command: String,
+    pub client: Option<IpAddr>,
+    /// The forced command's own `--audit-socket`, else `/dev/log`.
+    pub audit_socket: String,
+}
+
+/// The agent's side of an invocation clap refused, when sshd started it (SSH_CONNECTION is
+/// set); `None` at an operator's terminal, where the usage message is the whole answer.
+pub fn unparsed() -> Option<Unparsed> {
+    let connection = std::env::var("SSH_CONNECTION").ok()?;
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let c_at = args.iter().position(|a| a == "-c");
+    let shell = c_at.and_then(|at| args.get(at + 1).cloned());
+    // Only the words before `-c` are the installation's; what follows is the agent's.
+    let ours = args.get(..c_at.unwrap_or(args.len())).unwrap_or_default();
+    let audit_socket = ours
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--audit-socket") {
+            Some("") => ours.get(i + 1).cloned(),
+            Some(rest) => rest.strip_prefix('=').map(String::from),
+            None => None,
+        })
+        .filter(|s| s.starts_with('/'))
+        .unwrap_or_else(|| "/dev/log".to_string());
+    let command = shell
+        .or_else(|| {
+            std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    Some(Unparsed {
+        command,
+        client: connection.split(' ').next().and_then(|ip| ip.parse().ok()),
+        audit_socket,
+    })
 }
 
 /// How the MCP server runs one call: this gateway again, in forced mode on the same rules

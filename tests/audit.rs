@@ -100,3 +100,54 @@ fn every_record_of_a_command_shares_its_session() {
         "each SSH command is its own session"
     );
 }
+
+#[test]
+fn a_forced_command_line_that_does_not_parse_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("log.sock");
+    let audit = UnixDatagram::bind(&socket).unwrap();
+    audit
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let gate = |ssh: bool| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("agent-gate"));
+        cmd.args(["--rules", "/etc/agent-gate/rules.yaml", "--key", "hermes"])
+            .args([
+                "--audit-socket",
+                socket.to_str().unwrap(),
+                "--flush-everything",
+            ])
+            .env("SSH_ORIGINAL_COMMAND", "docker ps\u{1b}[2J")
+            .env_remove("SSH_CONNECTION");
+        if ssh {
+            cmd.env("SSH_CONNECTION", "203.0.113.9 50022 192.0.2.1 22");
+        }
+        cmd.output().unwrap()
+    };
+    let out = gate(true);
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("command line is broken"), "{stderr}");
+    let mut buf = vec![0u8; 65536];
+    let n = audit
+        .recv(&mut buf)
+        .expect("a record of the broken command line");
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    for field in [
+        r#"event="config-error""#,
+        r#"key="-""#,
+        r#"client="203.0.113.9""#,
+        r#"cmd="docker ps\x1b[2J""#,
+        r#"decision="refuse""#,
+        "--flush-everything",
+    ] {
+        assert!(line.contains(field), "{field}: {line}");
+    }
+    // At an operator's terminal (no sshd), the usage message is the whole answer.
+    let out = gate(false);
+    assert_eq!(out.status.code(), Some(78));
+    audit
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(audit.recv(&mut buf).is_err(), "no record outside sshd");
+}

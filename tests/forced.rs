@@ -14,7 +14,6 @@
 mod world;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use assert_cmd::Command;
@@ -313,20 +312,26 @@ fn a_command_that_is_not_utf8_is_refused() {
     assert!(w.record().1.contains(r#"cmd="docker ps \xef\xbf\xbd""#));
 }
 
-/// Write an ExposeAuthInfo file (`publickey TYPE BLOB`) for `key` and return its path.
-fn user_auth(w: &World, name: &str, key: &str) -> PathBuf {
-    let path = w.path(name);
+/// Write an ExposeAuthInfo file (`publickey TYPE BLOB`) for `key` as sshd does (its name
+/// template in /tmp, mode 0600, owned by the account: here root, who runs the gateway); the
+/// file goes when the returned path is dropped.
+fn user_auth(key: &str) -> tempfile::TempPath {
     let blob: Vec<&str> = key.split(' ').take(2).collect();
-    std::fs::write(&path, format!("publickey {}\n", blob.join(" "))).unwrap();
-    path
+    let file = tempfile::Builder::new()
+        .prefix("sshauth.")
+        .rand_bytes(15)
+        .tempfile_in("/tmp")
+        .unwrap();
+    std::fs::write(file.path(), format!("publickey {}\n", blob.join(" "))).unwrap();
+    file.into_temp_path()
 }
 
 #[test]
 fn the_authenticating_key_is_logged_and_must_match_a_pinned_label() {
     need_root!();
     let w = World::new();
-    let right = user_auth(&w, "auth-right", PINNED_KEY);
-    let wrong = user_auth(&w, "auth-wrong", OTHER_KEY);
+    let right = user_auth(PINNED_KEY);
+    let wrong = user_auth(OTHER_KEY);
 
     let out = w
         .gate_as("pinned", Some("docker ps"))
@@ -375,8 +380,8 @@ fn the_authenticating_key_is_logged_and_must_match_a_pinned_label() {
 fn a_login_shell_takes_the_label_from_the_key_that_authenticated() {
     need_root!();
     let w = World::new();
-    let pinned = user_auth(&w, "auth-pinned", PINNED_KEY);
-    let unpinned = user_auth(&w, "auth-other", OTHER_KEY);
+    let pinned = user_auth(PINNED_KEY);
+    let unpinned = user_auth(OTHER_KEY);
 
     let out = w
         .shell("docker ps")
@@ -412,7 +417,7 @@ fn a_login_shell_takes_the_label_from_the_key_that_authenticated() {
 fn a_forced_command_seen_through_the_login_shell_can_change_nothing() {
     need_root!();
     let w = World::new();
-    let pinned = user_auth(&w, "auth-pinned", PINNED_KEY);
+    let pinned = user_auth(PINNED_KEY);
     let rules = w.path("rules.yaml").display().to_string();
     let forced = |flags: &str| format!("/nix/store/x-agent-gate/bin/agent-gate {flags}");
 
@@ -472,7 +477,7 @@ fn a_forced_command_seen_through_the_login_shell_can_change_nothing() {
 fn a_forced_command_without_a_label_uses_the_pinned_key() {
     need_root!();
     let w = World::new();
-    let pinned = user_auth(&w, "auth-pinned", PINNED_KEY);
+    let pinned = user_auth(PINNED_KEY);
     let out = Command::cargo_bin("agent-gate")
         .unwrap()
         .args(["--rules", w.path("rules.yaml").to_str().unwrap()])

@@ -32,7 +32,37 @@ pub fn main() -> i32 {
         Ok(inv) => inv,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            if !e.use_stderr() {
+                return 0;
+            }
+            // Under sshd a command line that does not parse is a broken installation (the
+            // forced command in authorized_keys, the login-shell wrapper): record it where
+            // records go by default, since the rules were never read.
+            if let Some(unparsed) = crate::invocation::unparsed() {
+                let mut origin = crate::sys::host::origin("-", None, unparsed.client, "-");
+                origin.session = Some(crate::sys::host::session_id());
+                let first = e.to_string();
+                let first = first
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                let record = crate::audit::AuditRecord::config_error(
+                    &origin,
+                    &unparsed.command,
+                    &format!("the gateway's command line does not parse: {first}"),
+                );
+                let _ = crate::sys::syslog::Syslog::connect(
+                    &unparsed.audit_socket,
+                    crate::policy::AuditFormat::Kv,
+                )
+                .and_then(|mut sink| sink.write(&record));
+                say(
+                    &mut std::io::stderr(),
+                    "refused: the gateway's command line is broken, so everything is refused; the operator has to fix it",
+                );
+            }
+            return EXIT_CONFIG;
         }
     };
     // Not locked for the whole run: the MCP server's transport reads and writes them from

@@ -191,6 +191,21 @@ impl AuditRecord {
         }
     }
 
+    /// A refusal decided before any rule was consulted (`rule` says by what).
+    pub fn refused(origin: &Origin, raw: &str, rule: &str, reason: &str) -> Self {
+        let mut fields = vec![
+            ("decision", "refuse".into()),
+            ("rule", rule.into()),
+            ("reason", reason.into()),
+        ];
+        fields.extend(Self::base("decision", origin, raw));
+        fields.push(("rules", origin.rules_digest.as_str().into()));
+        Self {
+            severity: Severity::Notice,
+            fields,
+        }
+    }
+
     /// The rules could not be loaded: everything is refused.
     pub fn config_error(origin: &Origin, raw: &str, error: &str) -> Self {
         let mut fields = Self::base("config-error", origin, raw);

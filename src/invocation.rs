@@ -37,6 +37,10 @@ pub struct Invocation {
     pub key: Option<String>,
     /// A forced command seen through `-c` that tried to change the configuration.
     pub error: Option<String>,
+    /// In login-shell mode, the `-c` string when it ran this gateway again (a forced
+    /// command seen through the shell, or the agent's imitation of one): what the records
+    /// show as the command when there is no other.
+    pub shell: Option<String>,
     /// The client address from SSH_CONNECTION.
     pub client: Option<IpAddr>,
     /// SHA256 fingerprint of the public key that authenticated, from the file named by
@@ -123,6 +127,7 @@ impl Invocation {
             rules,
             key: cli.forced.key.clone(),
             error: None,
+            shell: None,
             client,
             fingerprint: None,
             ssh_env: Vec::new(),
@@ -134,6 +139,7 @@ impl Invocation {
                 None => inv.command = Some(shell),
                 Some(words) => {
                     inv.command = original;
+                    inv.shell = Some(shell.clone());
                     if let Err(e) = inv.take_forced_flags(&words) {
                         inv.error = Some(e);
                     }
@@ -236,6 +242,24 @@ pub struct CallTemplate {
 }
 
 impl Invocation {
+    /// The command as the records show it: the agent's, else the `-c` string.
+    pub fn recorded_command(&self) -> String {
+        self.command
+            .clone()
+            .or_else(|| self.shell.clone())
+            .unwrap_or_default()
+    }
+
+    /// The label as the records show it before identity holds: a forced command's own
+    /// `--key` is the operator's word; in login-shell mode a `--key` may be the agent's, so
+    /// it is unknown (`-`) until the key that authenticated says which label it is.
+    pub fn claimed_label(&self) -> &str {
+        match (self.entry, self.key.as_deref()) {
+            (Entry::Forced, Some(key)) => key,
+            _ => "-",
+        }
+    }
+
     pub fn call_template(&self) -> CallTemplate {
         CallTemplate {
             rules: self.rules.clone(),

@@ -452,7 +452,8 @@ fn a_forced_command_seen_through_the_login_shell_can_change_nothing() {
     assert_eq!(out.status.code(), Some(77));
     assert!(w.record().1.contains("names another label"));
 
-    // Another rules file, another audit socket: configuration errors, nothing runs.
+    // Another rules file, another audit socket: refused (the `-c` string may be the agent's
+    // own imitation), recorded to the policy's socket with the label unknown; nothing runs.
     for flags in [
         "--rules /nix/store/old-rules.yaml --key pinned".to_string(),
         format!("--rules {rules} --audit-socket /tmp/mine.sock"),
@@ -463,8 +464,43 @@ fn a_forced_command_seen_through_the_login_shell_can_change_nothing() {
             .env("SSH_ORIGINAL_COMMAND", "docker ps")
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(78), "{flags}");
-        assert!(w.record().1.contains("event=\"config-error\""));
+        assert_eq!(out.status.code(), Some(77), "{flags}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("configuration is broken"), "{stderr}");
+        let record = w.record().1;
+        for field in [
+            "event=\"decision\"",
+            "decision=\"refuse\"",
+            "rule=\"login-shell\"",
+            "key=\"-\"",
+            "cmd=\"docker ps\"",
+        ] {
+            assert!(record.contains(field), "{field}: {record}");
+        }
+    }
+    // The agent's own `-c` strings shape no record: the label stays unknown until the key
+    // that authenticated names one, and the command recorded is what the agent sent.
+    for (command, reason) in [
+        (
+            "agent-gate --key approved-by-root",
+            "no login shell: send one command",
+        ),
+        (
+            "agent-gate --flush-everything",
+            "may pass only --rules and --key",
+        ),
+    ] {
+        let out = w
+            .shell(command)
+            .env("SSH_USER_AUTH", &pinned)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(77), "{command}");
+        let record = w.record().1;
+        assert!(record.contains("key=\"-\""), "{record}");
+        assert!(record.contains(&format!("cmd=\"{command}\"")), "{record}");
+        assert!(record.contains(reason), "{reason}: {record}");
+        assert!(!record.contains("config-error"), "{record}");
     }
     assert_eq!(
         w.ran("docker").unwrap().len(),

@@ -19,8 +19,9 @@ use crate::verdict::{Decision, Outcome, RefusalKind};
 
 pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let raw = inv.command.clone().unwrap_or_default();
+    let recorded = inv.recorded_command();
     let mut origin = host::origin(
-        inv.key.as_deref().unwrap_or("-"),
+        inv.claimed_label(),
         inv.fingerprint.clone(),
         inv.client,
         "-",
@@ -35,15 +36,15 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             .unwrap_or_else(host::session_id),
     );
     origin.call = inv.cli.forced.call;
-    let loaded = match &inv.error {
-        Some(e) => Err(e.clone()),
-        None => load::policy(&inv.rules, true),
+    let loaded = match (&inv.error, inv.entry) {
+        (Some(e), Entry::Forced) => Err(e.clone()),
+        _ => load::policy(&inv.rules, true),
     };
     let policy = match loaded {
         Ok(policy) => policy,
         Err(error) => {
             let socket = inv.cli.forced.audit_socket.as_deref().unwrap_or("/dev/log");
-            let record = AuditRecord::config_error(&origin, &raw, &error);
+            let record = AuditRecord::config_error(&origin, &recorded, &error);
             let logged =
                 Syslog::connect(socket, AuditFormat::Kv).and_then(|mut s| s.write(&record));
             say(
@@ -63,6 +64,18 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .audit_socket
         .clone()
         .unwrap_or_else(|| policy.audit.socket.clone());
+    // In login-shell mode the `-c` string may be the agent's own imitation of a forced
+    // command: what it tried to change is refused like any command, to the policy's socket.
+    if let (Some(error), Entry::LoginShell) = (&inv.error, inv.entry) {
+        let record = AuditRecord::refused(&origin, &recorded, "login-shell", error);
+        let logged = Syslog::connect_within(&socket, policy.audit.format, policy.audit.timeout)
+            .and_then(|mut sink| sink.write(&record));
+        say(err, &format!("refused: {error}"));
+        if let Err(e) = logged {
+            say(err, &format!("(and the audit log cannot be written: {e})"));
+        }
+        return EXIT_REFUSED;
+    }
     let request = Request {
         raw: &raw,
         key: inv.key.as_deref(),
@@ -79,7 +92,7 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
     // Where the decision rests on the engine's state, the engine is asked (bounded).
     let (decision, _) = super::decide_with_engine(&policy, &request, true);
-    let record = AuditRecord::decision(&origin, &raw, &decision);
+    let record = AuditRecord::decision(&origin, &recorded, &decision);
     let audited = Syslog::connect_within(&socket, policy.audit.format, policy.audit.timeout)
         .and_then(|mut sink| sink.write(&record).map(|()| sink));
     let mut sink = match audited {

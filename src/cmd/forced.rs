@@ -14,7 +14,7 @@ use crate::deploy::{Asker, gateway};
 use crate::invocation::{Entry, Invocation};
 use crate::plan::ExecPlan;
 use crate::policy::AuditFormat;
-use crate::sys::{exec, host, load, syslog::Syslog};
+use crate::sys::{exec, host, load, slots, syslog::Syslog};
 use crate::verdict::{Decision, Outcome, RefusalKind};
 
 pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -68,13 +68,7 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // command: what it tried to change is refused like any command, to the policy's socket.
     if let (Some(error), Entry::LoginShell) = (&inv.error, inv.entry) {
         let record = AuditRecord::refused(&origin, &recorded, "login-shell", error);
-        let logged = Syslog::connect_within(&socket, policy.audit.format, policy.audit.timeout)
-            .and_then(|mut sink| sink.write(&record));
-        say(err, &format!("refused: {error}"));
-        if let Err(e) = logged {
-            say(err, &format!("(and the audit log cannot be written: {e})"));
-        }
-        return EXIT_REFUSED;
+        return refuse_early(&record, &socket, &policy, err);
     }
     let request = Request {
         raw: &raw,
@@ -90,6 +84,22 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     if let Some(label) = &label {
         origin.key = label.clone();
     }
+    // Each SSH session of a label holds one of its slots until this process ends; the calls
+    // of an MCP session (`--session`) run inside the session's own.
+    let _slot = match (&label, &inv.cli.forced.session) {
+        (Some(label), None) => match policy.keys.get(label) {
+            Some(key) => match slots::take(&slots::scope(&inv.rules), label, key.max_sessions) {
+                Ok(slot) => Some(slot),
+                Err(e) => {
+                    let reason = e.to_string();
+                    let record = AuditRecord::refused(&origin, &recorded, "max_sessions", &reason);
+                    return refuse_early(&record, &socket, &policy, err);
+                }
+            },
+            None => None,
+        },
+        _ => None,
+    };
     // Where the decision rests on the engine's state, the engine is asked (bounded).
     let (decision, _) = super::decide_with_engine(&policy, &request, true);
     let record = AuditRecord::decision(&origin, &recorded, &decision);
@@ -189,6 +199,25 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
         Outcome::Allow(plan) => run_plan(plan, &decision.rule, &raw, &mut origin, &mut sink, err),
     }
+}
+
+/// A refusal decided before any rule: its record to the policy's socket, its reason to the
+/// agent, exit 77.
+fn refuse_early(
+    record: &AuditRecord,
+    socket: &str,
+    policy: &crate::policy::Policy,
+    err: &mut dyn Write,
+) -> i32 {
+    let logged = Syslog::connect_within(socket, policy.audit.format, policy.audit.timeout)
+        .and_then(|mut sink| sink.write(record));
+    if let Some(crate::audit::Value::Text(reason)) = record.get("reason") {
+        say(err, &format!("refused: {reason}"));
+    }
+    if let Err(e) = logged {
+        say(err, &format!("(and the audit log cannot be written: {e})"));
+    }
+    EXIT_REFUSED
 }
 
 /// Run what was decided, then write its finishing record; the exit code is the child's.

@@ -22,6 +22,8 @@ pub const DEFAULT_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/us
 const DEFAULT_TIMEOUT: u64 = 600;
 const MAX_TIMEOUT: u64 = 86_400;
 const DEFAULT_OPEN_FILES: u64 = 1024;
+/// How many sessions of one label may run at once, unless the rules say otherwise.
+pub const DEFAULT_MAX_SESSIONS: u32 = 32;
 /// How long one audit record may wait for a receiver that is not reading.
 pub const AUDIT_TIMEOUT: Duration = Duration::from_secs(2);
 const OPEN_FILES: std::ops::RangeInclusive<u64> = 16..=1_048_576;
@@ -302,6 +304,18 @@ pub fn compile(model: &RulesModel, text: &str) -> Result<Policy, PolicyError> {
                 public_key,
                 description: key.description.clone(),
                 mcp: key.mcp.unwrap_or(true),
+                max_sessions: match &key.max_sessions {
+                    None => DEFAULT_MAX_SESSIONS,
+                    Some(n) => match u32::try_from(n.value) {
+                        Ok(v @ 1..=1000) => v,
+                        _ => {
+                            return err(
+                                n,
+                                format!("keys.{}.max_sessions is from 1 to 1000", label.as_str()),
+                            );
+                        }
+                    },
+                },
             },
         );
     }

@@ -102,6 +102,8 @@ pub struct KeyPolicy {
     pub description: Option<String>,
     /// The key may open an MCP session (the SSH command `mcp`).
     pub mcp: bool,
+    /// How many of this label's sessions may run at once (an MCP session is one).
+    pub max_sessions: u32,
 }
 
 /// An IPv4 or IPv6 network.

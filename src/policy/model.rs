@@ -114,6 +114,9 @@ pub struct KeyModel {
     /// May this key open an MCP session (the SSH command `mcp`)? Default: yes.
     #[serde(default)]
     pub mcp: Option<bool>,
+    /// How many of this label's sessions may run at once (default 32).
+    #[serde(default)]
+    pub max_sessions: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,5 +7,6 @@ pub mod exec;
 pub mod flake;
 pub mod host;
 pub mod load;
+pub mod slots;
 pub mod store;
 pub mod syslog;

@@ -95,3 +95,44 @@ pub fn stopped_receiver(host: &Host, ledger: &mut Ledger) {
         "a record for a command whose decision could not be logged: {logged:?}"
     );
 }
+
+/// A label's sessions are bounded (`keys.shell.max_sessions: 1` in the e2e rules): while one
+/// runs, the next is refused with the reason, and once it ends the next runs.
+pub fn sessions_per_label(host: &Host, ledger: &mut Ledger) {
+    let first = host
+        .ssh("shell")
+        .arg("docker run --rm agent-gate-e2e/busybox:1 sleep 4")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !Host::records()
+        .iter()
+        .any(|r| r.contains("event=\"decision\"") && r.contains("busybox:1 sleep 4"))
+    {
+        assert!(Instant::now() < deadline, "the first session never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = ssh(host, "shell", "docker ps -q");
+    expect(&second, 77, "a second session of a label bounded to one");
+    assert!(
+        text(&second.stderr).contains("key `shell` already has 1 sessions running"),
+        "{}",
+        text(&second.stderr)
+    );
+    let first = super::finish(first, Duration::from_secs(60), "the first session");
+    expect(&first, 0, "the first session");
+    let third = ssh(host, "shell", "docker ps -q");
+    expect(&third, 0, "a session once the first has ended");
+    ledger.allowed();
+    ledger.refused();
+    ledger.allowed();
+    let records = ledger.settle("sessions per label");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.contains("rule=\"max_sessions\"") && r.contains("decision=\"refuse\"")),
+        "the refusal is recorded"
+    );
+}

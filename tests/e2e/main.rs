@@ -160,6 +160,7 @@ fn end_to_end() {
     login_shell(&host, &mut ledger);
     disconnect_ends_the_command(&host, &mut ledger);
     faults::stopped_receiver(&host, &mut ledger);
+    faults::sessions_per_label(&host, &mut ledger);
     deploy_approval(&host, &mut ledger);
     report.push(load(&host, &mut ledger));
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::exit::EXIT_CONFIG;
 use crate::cli::Doctor;
-use crate::escape::for_terminal;
+use crate::escape::{for_terminal, one_line};
 use crate::policy::Policy;
 use crate::render::installed::{self, Finding, Shell, SshdSettings};
 use crate::render::{self, Install};
@@ -53,11 +53,13 @@ fn report(findings: &[Finding], json: bool, out: &mut dyn Write) {
         let list: Vec<serde_json::Value> = findings
             .iter()
             .map(|f| {
+                // Escaped as the text is: details quote files (authorized_keys lines) whose
+                // bytes could move a terminal's cursor.
                 serde_json::json!({
-                    "check": f.check,
+                    "check": one_line(&f.check),
                     "ok": f.ok,
-                    "detail": f.detail,
-                    "fix": f.fix,
+                    "detail": one_line(&f.detail),
+                    "fix": f.fix.as_deref().map(one_line),
                 })
             })
             .collect();
@@ -70,7 +72,7 @@ fn report(findings: &[Finding], json: bool, out: &mut dyn Write) {
             _ if f.ok => format!("ok   {}: {}", f.check, f.detail),
             _ => format!("FAIL {}: {}", f.check, f.detail),
         };
-        let _ = writeln!(out, "{}", crate::escape::one_line(&line));
+        let _ = writeln!(out, "{}", one_line(&line));
     }
     let failed = findings.iter().filter(|f| !f.ok).count();
     let _ = writeln!(
@@ -429,7 +431,15 @@ fn sudoers(policy: &Policy, install: &Install, fixes: &Fixes, found: &mut Vec<Fi
             "/usr/local/bin/sudo",
         ])
     });
+    let needed = render::sudoers(policy, install).is_ok_and(|t| !installed::lines(&t).is_empty());
     let Some(sudo) = sudo else {
+        if !needed {
+            found.push(Finding::ok(
+                "sudoers",
+                "the rules run nothing through sudo, and there is no sudo",
+            ));
+            return;
+        }
         found.push(Finding::fail(
             "sudoers",
             "no sudo in the rules (`sudo:`) or in /run/wrappers/bin, /usr/bin, /usr/local/bin",
@@ -890,5 +900,27 @@ mod tests {
             walk(Path::new("relative")),
             Err(Walk::Other { .. })
         ));
+    }
+
+    #[test]
+    fn a_docker_config_with_credentials_helpers_or_a_context_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(docker_credentials(dir.path()).is_ok(), "no config.json");
+        let config = dir.path().join("config.json");
+        for (text, ok) in [
+            ("{}", true),
+            (r#"{"auths": {}, "psFormat": "table"}"#, true),
+            (
+                r#"{"auths": {"registry.example": {"auth": "eDp5"}}}"#,
+                false,
+            ),
+            (r#"{"credsStore": "pass"}"#, false),
+            (r#"{"credHelpers": {"gcr.io": "gcloud"}}"#, false),
+            (r#"{"currentContext": "remote"}"#, false),
+            ("not json", false),
+        ] {
+            std::fs::write(&config, text).unwrap();
+            assert_eq!(docker_credentials(dir.path()).is_ok(), ok, "{text}");
+        }
     }
 }

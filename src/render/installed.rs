@@ -147,7 +147,7 @@ pub fn check_sshd(
         out.push(Finding::ok(
             "sshd AcceptEnv",
             format!(
-                "{}: locale only, which the gateway reads not and passes to no command",
+                "{}: locale only, which the gateway does not read and passes to no command",
                 accept.join(" ")
             ),
         ));

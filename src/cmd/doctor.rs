@@ -776,32 +776,26 @@ fn read_bounded(path: &Path) -> Result<String, String> {
 }
 
 /// Why a path walk stopped.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum Walk {
-    /// This component does not exist.
+    #[error("{0} does not exist")]
     Missing(String),
-    /// This directory is not root's, or others may write it.
+    #[error(
+        "the directory {dir} is owned by uid {uid}, mode {mode:o}: someone other than root can swap what is in it"
+    )]
     Unsafe { dir: String, uid: u32, mode: u32 },
     /// Another reason, at this path.
+    #[error("{why}")]
     Other { path: String, why: String },
 }
 
 fn walk_failure(check: &str, why: &Walk) -> Finding {
-    match why {
-        Walk::Missing(at) => Finding::fail(
-            check,
-            format!("{at} does not exist"),
-            format!("ls -ld {at}"),
-        ),
-        Walk::Unsafe { dir, uid, mode } => Finding::fail(
-            check,
-            format!(
-                "the directory {dir} is owned by uid {uid}, mode {mode:o}: someone other than root can swap what is in it"
-            ),
-            format!("chown root:root {dir} && chmod go-w {dir}"),
-        ),
-        Walk::Other { path, why } => Finding::fail(check, why.clone(), format!("ls -ld {path}")),
-    }
+    let fix = match why {
+        Walk::Missing(at) => format!("ls -ld {at}"),
+        Walk::Unsafe { dir, .. } => format!("chown root:root {dir} && chmod go-w {dir}"),
+        Walk::Other { path, .. } => format!("ls -ld {path}"),
+    };
+    Finding::fail(check, why.to_string(), fix)
 }
 
 /// Walk `path` from `/` as sshd's StrictModes and sudo do: every directory root-owned and

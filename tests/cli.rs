@@ -390,7 +390,7 @@ fn doctor_reports_each_finding_with_its_fix_and_fails_until_all_hold() {
     if std::fs::create_dir_all("/run/sshd").is_err() {
         return;
     }
-    // Under /run, not /tmp: the walk refuses a world-writable directory, rightly.
+    // Under /run, root's and not shared, like the paths a host uses.
     let dir = tempfile::Builder::new()
         .prefix("agent-gate-doctor-")
         .tempdir_in("/run")

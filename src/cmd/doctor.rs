@@ -784,6 +784,14 @@ enum Walk {
         "the directory {dir} is owned by uid {uid}, mode {mode:o}: someone other than root can swap what is in it"
     )]
     Unsafe { dir: String, uid: u32, mode: u32 },
+    #[error(
+        "{entry} is owned by uid {uid} in the shared (sticky) directory {dir}: its owner can swap it"
+    )]
+    NotRoots {
+        entry: String,
+        uid: u32,
+        dir: String,
+    },
     /// Another reason, at this path.
     #[error("{why}")]
     Other { path: String, why: String },
@@ -793,6 +801,7 @@ fn walk_failure(check: &str, why: &Walk) -> Finding {
     let fix = match why {
         Walk::Missing(at) => format!("ls -ld {at}"),
         Walk::Unsafe { dir, .. } => format!("chown root:root {dir} && chmod go-w {dir}"),
+        Walk::NotRoots { entry, .. } => format!("chown root:root {entry}"),
         Walk::Other { path, .. } => format!("ls -ld {path}"),
     };
     Finding::fail(check, why.to_string(), fix)
@@ -800,6 +809,9 @@ fn walk_failure(check: &str, why: &Walk) -> Finding {
 
 /// Walk `path` from `/` as sshd's StrictModes and sudo do: every directory root-owned and
 /// writable by root only; a symlink followed (at most 40), its target walked the same way.
+/// One exception, for the Nix store (root:nixbld 1775) and the like: a root-owned sticky
+/// directory others may write, whose entry on the path is root's, since in a sticky
+/// directory only an entry's owner (or root) can rename or remove it.
 /// The final component's own metadata (not followed further) for the caller to judge.
 // TODO(lead): switch to the path-walk helper in src/sys/walk.rs once it is merged.
 fn walk(path: &Path) -> Result<std::fs::Metadata, Walk> {
@@ -811,7 +823,8 @@ fn walk(path: &Path) -> Result<std::fs::Metadata, Walk> {
     'again: loop {
         let components: Vec<Component<'_>> = pending.components().collect();
         let mut walked = PathBuf::from("/");
-        let mut last = check_dir(&walked)?;
+        let mut last =
+            std::fs::symlink_metadata(&walked).map_err(|e| other(&walked, &e.to_string()))?;
         for (i, component) in components.iter().enumerate() {
             let name = match component {
                 Component::RootDir | Component::CurDir => continue,
@@ -822,11 +835,19 @@ fn walk(path: &Path) -> Result<std::fs::Metadata, Walk> {
                 Component::Prefix(_) => return Err(other(path, "a path prefix")),
                 Component::Normal(name) => name,
             };
+            let shared = holder(&walked)?;
             let next = walked.join(name);
             let meta = std::fs::symlink_metadata(&next).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Walk::Missing(next.display().to_string()),
                 _ => other(&next, &e.to_string()),
             })?;
+            if shared && meta.uid() != 0 {
+                return Err(Walk::NotRoots {
+                    entry: next.display().to_string(),
+                    uid: meta.uid(),
+                    dir: walked.display().to_string(),
+                });
+            }
             if meta.file_type().is_symlink() {
                 hops += 1;
                 if hops > 40 {
@@ -837,12 +858,8 @@ fn walk(path: &Path) -> Result<std::fs::Metadata, Walk> {
                 pending = walked.join(target).join(rest);
                 continue 'again;
             }
-            let is_last = i + 1 == components.len();
-            if !is_last {
-                if !meta.is_dir() {
-                    return Err(other(&next, "not a directory"));
-                }
-                check_dir(&next)?;
+            if i + 1 < components.len() && !meta.is_dir() {
+                return Err(other(&next, "not a directory"));
             }
             walked = next;
             last = meta;
@@ -858,16 +875,20 @@ fn other(path: &Path, why: &str) -> Walk {
     }
 }
 
-fn check_dir(dir: &Path) -> Result<std::fs::Metadata, Walk> {
+/// May `dir` hold what the walk passes through? Root's and writable by root alone: yes
+/// (`false`); root's, sticky and writable by others: only a root-owned entry (`true`).
+fn holder(dir: &Path) -> Result<bool, Walk> {
     let meta = std::fs::symlink_metadata(dir).map_err(|e| other(dir, &e.to_string()))?;
-    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+    let writable = meta.mode() & 0o022 != 0;
+    let sticky = meta.mode() & 0o1000 != 0;
+    if meta.uid() != 0 || (writable && !sticky) {
         return Err(Walk::Unsafe {
             dir: dir.display().to_string(),
             uid: meta.uid(),
             mode: meta.mode() & 0o7777,
         });
     }
-    Ok(meta)
+    Ok(writable)
 }
 
 #[cfg(test)]
@@ -883,17 +904,33 @@ mod tests {
         assert!(
             matches!(walk(Path::new("/nonexistent/x")), Err(Walk::Missing(at)) if at == "/nonexistent")
         );
-        if nix::unistd::Uid::effective().is_root() {
-            // /tmp is world-writable (sticky or not): what is in it can be swapped.
-            let dir = tempfile::Builder::new().tempdir_in("/tmp").unwrap();
-            let file = dir.path().join("f");
-            std::fs::write(&file, "x").unwrap();
-            assert!(matches!(walk(&file), Err(Walk::Unsafe { dir, .. }) if dir == "/tmp"));
-        }
         assert!(matches!(
             walk(Path::new("relative")),
             Err(Walk::Other { .. })
         ));
+        if !nix::unistd::Uid::effective().is_root() {
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+        let dir = tempfile::Builder::new().tempdir_in("/run").unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        mode(dir.path(), 0o755);
+        assert!(walk(&file).is_ok());
+        // World-writable, not sticky: anyone can swap the file.
+        mode(dir.path(), 0o777);
+        let shown = dir.path().display().to_string();
+        assert!(matches!(walk(&file), Err(Walk::Unsafe { dir, .. }) if dir == shown));
+        // Sticky (/tmp, the Nix store): a root-owned entry stays root's, another's does not.
+        mode(dir.path(), 0o1777);
+        assert!(walk(&file).is_ok());
+        nix::unistd::chown(&file, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        assert!(
+            matches!(walk(&file), Err(Walk::NotRoots { entry, uid: 65534, .. }) if entry == file.display().to_string())
+        );
     }
 
     #[test]

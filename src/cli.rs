@@ -59,6 +59,11 @@ pub enum Cmd {
     /// Print an installation piece made from the rules: authorized_keys lines, the sshd
     /// Match block, or the sudoers lines.
     Render(Render),
+    /// As root on the host: compare what is installed (sudoers in use, authorized_keys, sshd's
+    /// settings for the account) with what the rules render, and check the programs, the
+    /// audit socket, the approval store and the docker config. One line per finding, with its
+    /// fix; exit 0 only when every check holds, 78 otherwise.
+    Doctor(Doctor),
     /// As root: the deploy requests waiting for a human, with what each is bound to.
     Pending(Pending),
     /// As root: approve a deploy request (one run, bound to the flake as it is now).
@@ -183,6 +188,40 @@ pub struct Render {
     /// sshd: add a ForceCommand for the whole account (every label must pin a public_key).
     #[arg(long)]
     pub force_command: bool,
+    /// sshd: print sshd's global limits (MaxStartups, MaxSessions) as lines for the top of
+    /// sshd_config, instead of the Match block.
+    #[arg(long, conflicts_with = "force_command")]
+    pub global: bool,
+    /// sshd: the agent sessions expected at once, which the global limits are sized for.
+    #[arg(long, value_name = "N", default_value_t = crate::render::DEFAULT_SESSIONS,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sessions: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct Doctor {
+    /// The rules file the gateway reads on this host.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_RULES)]
+    pub rules: PathBuf,
+    /// The account the agent logs in as.
+    #[arg(long, value_name = "NAME", default_value = "ai-worker")]
+    pub user: String,
+    /// One JSON document: an array of findings, each {check, ok, detail, fix}.
+    #[arg(long)]
+    pub json: bool,
+    /// The sshd configuration to check (passed to `sshd -T` as -f; default sshd's own).
+    #[arg(long, value_name = "FILE")]
+    pub sshd_config: Option<PathBuf>,
+    /// The gateway's absolute path on the host (default: this executable).
+    #[arg(long, value_name = "PATH")]
+    pub gate: Option<String>,
+    /// The client address sshd's Match blocks are evaluated for (`sshd -T -C addr=`).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub client: std::net::IpAddr,
+    /// The agent sessions expected at once: sshd's MaxStartups and MaxSessions below it
+    /// fail. Without it they are reported as information.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sessions: Option<u32>,
 }
 
 #[derive(Debug, Args)]

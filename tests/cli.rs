@@ -376,3 +376,154 @@ fn the_man_page_and_completions_cover_every_command() {
         }
     }
 }
+
+/// `doctor` as root against a host made in a directory of its own: a rules file that names a
+/// program that is not there, an audit socket the account cannot write, an sshd config with
+/// the rendered block, no authorized_keys. Needs root and sshd; skipped otherwise.
+#[test]
+fn doctor_reports_each_finding_with_its_fix_and_fails_until_all_hold() {
+    use std::os::unix::fs::PermissionsExt;
+    let sshd = "/usr/sbin/sshd";
+    if !nix::unistd::Uid::effective().is_root() || !std::path::Path::new(sshd).exists() {
+        return;
+    }
+    if std::fs::create_dir_all("/run/sshd").is_err() {
+        return;
+    }
+    // Under /run, root's and not shared, like the paths a host uses.
+    let dir = tempfile::Builder::new()
+        .prefix("agent-gate-doctor-")
+        .tempdir_in("/run")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let rules = at("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "version: 1\naudit:\n  socket: {}\nkeys:\n  hermes:\n    public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBnhR3kRTRLTegHjS85xsaF59JzZ6iIFhCZphnjIGICs hermes@agent\n    may: [nap]\nprograms:\n  - id: nap\n    command: sleep\n    path: {}\n    args:\n      - {{name: seconds, value: {{int: [1, 600]}}}}\n",
+            at("log.sock"),
+            at("missing-sleep")
+        ),
+    )
+    .unwrap();
+    let receiver = std::os::unix::net::UnixDatagram::bind(at("log.sock")).unwrap();
+    receiver
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    std::fs::set_permissions(at("log.sock"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(at("host_key"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let gate_path = assert_cmd::cargo::cargo_bin("agent-gate");
+    let block = gate()
+        .args(["render", "sshd", "--user", "nobody", "--rules", &rules])
+        .output()
+        .unwrap();
+    assert!(block.status.success(), "{block:?}");
+    std::fs::write(
+        at("sshd_config"),
+        format!(
+            "HostKey {}\nUsePAM no\nAuthorizedKeysFile {}/%u\n{}",
+            at("host_key"),
+            at("keys"),
+            String::from_utf8(block.stdout).unwrap()
+        ),
+    )
+    .unwrap();
+    let doctor = || {
+        gate()
+            .args(["doctor", "--json", "--user", "nobody", "--rules", &rules])
+            .args(["--sshd-config", &at("sshd_config")])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap()
+    };
+    let find = |findings: &serde_json::Value, check: &str| -> serde_json::Value {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == check)
+            .unwrap_or_else(|| panic!("no `{check}` finding: {findings:#}"))
+            .clone()
+    };
+    let out = doctor();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for f in findings.as_array().unwrap() {
+        assert!(f["check"].is_string() && f["detail"].is_string(), "{f}");
+        // A failure says how to fix it; a check that holds has nothing to fix.
+        assert_eq!(f["ok"] == true, f["fix"].is_null(), "{f}");
+    }
+    assert_eq!(find(&findings, "rules path")["ok"], true);
+    assert_eq!(find(&findings, "rules")["ok"], true);
+    assert_eq!(find(&findings, "sshd PermitTTY")["ok"], true);
+    assert_eq!(find(&findings, "sshd AcceptEnv")["ok"], true);
+    let program = find(&findings, &format!("program {}", at("missing-sleep")));
+    assert_eq!(program["ok"], false);
+    assert!(
+        program["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
+    let socket = find(&findings, &format!("audit socket {}", at("log.sock")));
+    assert_eq!(socket["ok"], false);
+    assert!(
+        socket["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nobody cannot write to it"),
+        "{socket}"
+    );
+    // No authorized_keys file: the rendered line is missing.
+    let keys = find(&findings, "authorized_keys");
+    assert_eq!(keys["ok"], false);
+    assert!(keys["detail"].as_str().unwrap().starts_with("missing:"));
+    assert!(
+        keys["fix"].as_str().unwrap().contains(&format!(
+            "render authorized-keys --rules {rules} --user nobody --gate {}",
+            gate_path.display()
+        )),
+        "{keys}"
+    );
+
+    // The socket opened to the account: a test datagram arrives, outside authpriv.
+    std::fs::set_permissions(at("log.sock"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = doctor();
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let socket = find(&findings, &format!("audit socket {}", at("log.sock")));
+    assert_eq!(socket["ok"], true, "{socket}");
+    let mut buf = [0u8; 512];
+    let n = receiver.recv(&mut buf).unwrap();
+    let datagram = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        datagram.starts_with("<15>agent-gate-doctor: "),
+        "{datagram}"
+    );
+
+    // Text: one line per finding, FAIL lines carry their fix, and a summary.
+    let out = gate()
+        .args(["doctor", "--user", "nobody", "--rules", &rules])
+        .args(["--sshd-config", &at("sshd_config")])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("FAIL program {}", at("missing-sleep"))))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(" -- fix: "), "{line}");
+    assert!(
+        text.lines().all(|l| l.starts_with("ok   ")
+            || l.starts_with("FAIL ")
+            || l.ends_with("checks fail")),
+        "{text}"
+    );
+}

@@ -165,3 +165,68 @@ fn the_gateway_refuses_what_the_rendered_sudoers_would_refuse() {
         "{spaced}"
     );
 }
+
+#[test]
+fn sshds_global_limits_are_sized_for_the_sessions_and_sshd_accepts_them() {
+    // In the block, as comments (sshd reads MaxStartups outside any Match only).
+    let (code, block, _) = render("sshd", &[]);
+    assert_eq!(code, 0);
+    assert!(block.contains("#     MaxStartups 200:30:400\n"), "{block}");
+    assert!(block.contains("Debian's default 10:30:100 drops most of 200"));
+    // As lines, for the top of sshd_config.
+    let (code, global, _) = render("sshd", &["--global", "--sessions", "300"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = global.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        [
+            "MaxStartups 300:30:600",
+            "PerSourceMaxStartups none",
+            "MaxSessions 300"
+        ]
+    );
+    assert!(!global.lines().any(|l| l.starts_with("Match")), "{global}");
+    // --global is sshd's alone, and no number of sessions is zero.
+    let (code, _, err) = render("sudoers", &["--global"]);
+    assert_eq!(code, 78);
+    assert!(err.contains("render sshd --global"), "{err}");
+    let (code, _, _) = render("sshd", &["--global", "--sessions", "0"]);
+    assert_ne!(code, 0);
+    let Some(sshd) = tool("/usr/sbin/sshd") else {
+        return;
+    };
+    if !Path::new("/run/sshd").exists() && std::fs::create_dir_all("/run/sshd").is_err() {
+        return;
+    }
+    // sshd takes the lines before the block, and reports them as the values in effect.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("host_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let config = dir.path().join("sshd_config");
+    std::fs::write(
+        &config,
+        format!("HostKey {}\nUsePAM no\n{global}{block}", key.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(sshd)
+        .arg("-T")
+        .arg("-f")
+        .arg(&config)
+        .args(["-C", "user=ai-worker,host=localhost,addr=127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sshd -T: {out:?}");
+    let effective = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "maxstartups 300:30:600",
+        "persourcemaxstartups none",
+        "maxsessions 300",
+    ] {
+        assert!(effective.lines().any(|l| l == line), "{line}: {effective}");
+    }
+}

@@ -4,10 +4,12 @@
 //! - `forced`: what sshd runs for the agent's key (and `-c COMMAND`, the login shell);
 //! - `explain`: `explain`, `check` and `list`, which run nothing;
 //! - `render` and `generate`: installation pieces, the man page and completions;
+//! - `doctor`: what is installed on this host, against what the rules render;
 //! - `deploy_step`: the root side of a deploy, started by the gateway through sudo;
 //! - `operator`: `pending`, `approve`, `deny`, as root.
 
 mod deploy_step;
+mod doctor;
 pub mod exit;
 mod explain;
 mod forced;
@@ -85,6 +87,7 @@ pub fn run(
         Some(Cmd::Check(args)) => explain::check(&args.rules, out, err),
         Some(Cmd::List(args)) => explain::list(&args.rules, &args.key, out, err),
         Some(Cmd::Render(args)) => render::run(args, out, err),
+        Some(Cmd::Doctor(args)) => doctor::run(args, out, err),
         Some(Cmd::Pending(args)) => operator::pending(args, out, err),
         Some(Cmd::Approve(args)) => operator::approve(args, input, out, err),
         Some(Cmd::Deny(args)) => operator::deny(args, out, err),

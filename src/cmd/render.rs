@@ -1,5 +1,5 @@
-//! `agent-gate render`: the installation pieces (authorized_keys lines, the sshd Match block,
-//! the sudoers lines) from the rules, with this host's paths.
+//! `agent-gate render`: the installation pieces (authorized_keys lines, the sshd Match block
+//! or sshd's global limits, the sudoers lines) from the rules, with this host's paths.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,34 +10,32 @@ use crate::cli::{Piece, Render};
 use crate::render::{self, Install};
 
 pub fn run(args: &Render, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if args.global && args.piece != Piece::Sshd {
+        let _ = writeln!(
+            err,
+            "render: --global is sshd's global limits: agent-gate render sshd --global --rules FILE"
+        );
+        return EXIT_CONFIG;
+    }
     let Some(policy) = load_for_operator(&args.rules, err) else {
         return EXIT_CONFIG;
     };
-    let absolute =
-        |path: &Path| std::path::absolute(path).map(|p| p.to_string_lossy().into_owned());
-    let gate = match &args.gate {
-        Some(gate) => Ok(gate.clone()),
-        None => std::env::current_exe().and_then(|p| absolute(&p)),
-    };
-    let rules = match &args.installed_rules {
-        Some(rules) => Ok(rules.clone()),
-        None => absolute(&args.rules),
-    };
-    let (gate, rules) = match (gate, rules) {
-        (Ok(gate), Ok(rules)) => (gate, rules),
-        (Err(e), _) | (_, Err(e)) => {
+    let install = match install(
+        &args.rules,
+        args.gate.as_deref(),
+        args.installed_rules.as_deref(),
+        &args.user,
+    ) {
+        Ok(install) => install,
+        Err(e) => {
             let _ = writeln!(err, "render: {e}");
             return EXIT_CONFIG;
         }
     };
-    let install = Install {
-        gate,
-        rules,
-        user: args.user.clone(),
-    };
     let text = match args.piece {
         Piece::AuthorizedKeys => render::authorized_keys(&policy, &install),
-        Piece::Sshd => render::sshd(&policy, &install, args.force_command),
+        Piece::Sshd if args.global => Ok(render::sshd_globals(&policy, args.sessions)),
+        Piece::Sshd => render::sshd(&policy, &install, args.force_command, args.sessions),
         Piece::Sudoers => render::sudoers(&policy, &install),
     };
     match text {
@@ -50,4 +48,31 @@ pub fn run(args: &Render, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             EXIT_CONFIG
         }
     }
+}
+
+/// This host's paths as the rendered pieces name them: the gateway (default: this
+/// executable) and the rules file (default: `rules`, made absolute).
+pub(super) fn install(
+    rules: &Path,
+    gate: Option<&str>,
+    installed_rules: Option<&str>,
+    user: &str,
+) -> Result<Install, String> {
+    let absolute =
+        |path: &Path| std::path::absolute(path).map(|p| p.to_string_lossy().into_owned());
+    let gate = match gate {
+        Some(gate) => gate.to_string(),
+        None => std::env::current_exe()
+            .and_then(|p| absolute(&p))
+            .map_err(|e| e.to_string())?,
+    };
+    let rules = match installed_rules {
+        Some(rules) => rules.to_string(),
+        None => absolute(rules).map_err(|e| e.to_string())?,
+    };
+    Ok(Install {
+        gate,
+        rules,
+        user: user.to_string(),
+    })
 }

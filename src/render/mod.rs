@@ -1,8 +1,15 @@
 //! The installation pieces, rendered from the one rules file: authorized_keys lines, the sshd
 //! `Match User` block and the sudoers lines. Pure: each function takes the policy and the
-//! installation paths and returns the text, or why it cannot be rendered.
+//! installation paths and returns the text, or why it cannot be rendered. `installed`
+//! compares what a host has installed with these renderings, for `agent-gate doctor`.
+
+pub mod installed;
 
 use crate::policy::Policy;
+
+/// The sessions `render sshd` sizes sshd's global limits for when not told: the load the
+/// gateway is measured at (README, figures).
+pub const DEFAULT_SESSIONS: u32 = 200;
 
 /// Where things are on the host, as the rendered files must name them.
 #[derive(Debug, Clone)]
@@ -113,7 +120,12 @@ fn public_key(text: &str, label: &str) -> String {
 /// agent, no X11, no tunnel, no user rc, the authenticating key exposed to the gateway, dead
 /// clients noticed. With `force`, a ForceCommand without `--key`: the label is then the one
 /// whose pinned key authenticated.
-pub fn sshd(policy: &Policy, install: &Install, force: bool) -> Result<String, String> {
+pub fn sshd(
+    policy: &Policy,
+    install: &Install,
+    force: bool,
+    sessions: u32,
+) -> Result<String, String> {
     install.validate()?;
     let mut out = header(policy, "#", "sshd settings for the agent's account");
     out.push_str(
@@ -121,6 +133,15 @@ pub fn sshd(policy: &Policy, install: &Install, force: bool) -> Result<String, S
          # Keep, outside any Match: PermitUserEnvironment no (the default) and no AcceptEnv\n\
          # beyond LANG/LC_*; the gateway builds every command's environment either way.\n",
     );
+    for line in globals_why(sessions).lines() {
+        out.push_str(&format!("# {line}\n"));
+    }
+    for line in globals(sessions).lines() {
+        out.push_str(&format!("#     {line}\n"));
+    }
+    out.push_str(&format!(
+        "# (`agent-gate render sshd --global --sessions {sessions}` prints them as lines.)\n"
+    ));
     out.push_str(&format!("Match User {}\n", install.user));
     let settings = [
         ("AuthenticationMethods", "publickey"),
@@ -165,6 +186,37 @@ pub fn sshd(policy: &Policy, install: &Install, force: bool) -> Result<String, S
         ));
     }
     Ok(out)
+}
+
+/// sshd's global limits for `sessions` agent sessions at once, as real lines for the top of
+/// sshd_config (outside any Match: MaxStartups is global only). Debian's default MaxStartups
+/// 10:30:100 starts dropping connections still authenticating at the 11th, and the default
+/// MaxSessions 10 refuses the 11th session multiplexed over one connection (ControlMaster).
+pub fn sshd_globals(policy: &Policy, sessions: u32) -> String {
+    let mut out = header(policy, "#", "sshd's global limits for the agent's sessions");
+    for line in globals_why(sessions).lines() {
+        out.push_str(&format!("# {line}\n"));
+    }
+    out.push_str("# Put these lines before any Match block in sshd_config.\n");
+    out.push_str(&globals(sessions));
+    out
+}
+
+/// Why the global lines, as comment text (each line without the `# `).
+fn globals_why(sessions: u32) -> String {
+    format!(
+        "sshd's global limits for {sessions} agent sessions at once (outside any Match; sshd -T\n\
+         shows the values in effect). MaxStartups: connections still authenticating before sshd\n\
+         drops some; Debian's default 10:30:100 drops most of {sessions}. PerSourceMaxStartups:\n\
+         the agent connects from one address. MaxSessions: sessions over one multiplexed\n\
+         connection (ControlMaster); the default is 10.\n"
+    )
+}
+
+/// The global lines themselves.
+fn globals(sessions: u32) -> String {
+    let full = sessions.saturating_mul(2);
+    format!("MaxStartups {sessions}:30:{full}\nPerSourceMaxStartups none\nMaxSessions {sessions}\n")
 }
 
 /// NOPASSWD lines for exactly the commands the gateway runs through sudo: each sudo program

@@ -14,6 +14,7 @@
     clippy::print_stderr
 )]
 
+mod doctor;
 mod faults;
 mod host;
 
@@ -162,6 +163,7 @@ fn end_to_end() {
     faults::stopped_receiver(&host, &mut ledger);
     faults::sessions_per_label(&host, &mut ledger);
     deploy_approval(&host, &mut ledger);
+    doctor::doctor_names_what_is_broken(&host, &mut ledger);
     report.push(load(&host, &mut ledger));
 
     let records = ledger.settle("the end");

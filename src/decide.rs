@@ -680,14 +680,14 @@ deploy:
             row(
                 hermes("sudo -n iptables -L"),
                 "allow",
-                Allow(&[SUDO, "-n", "--", "/usr/bin/iptables", "-L"]),
+                Allow(&[SUDO, "-n", "--", "/usr/bin/iptables", "--list"]),
                 "iptables-list",
                 "allowed by rule `iptables-list`",
             ),
             row(
                 hermes("sudo iptables -L -n"),
                 "allow",
-                Allow(&[SUDO, "-n", "--", "/usr/bin/iptables", "-L", "-n"]),
+                Allow(&[SUDO, "-n", "--", "/usr/bin/iptables", "--list", "--numeric"]),
                 "iptables-list",
                 "allowed by rule `iptables-list`",
             ),

@@ -269,6 +269,10 @@ pub struct ArgSpec {
     pub repeat: bool,
 }
 
+/// What an argument list means: each option's values in order (`None` for a flag), then the
+/// operands.
+type Meaning = (Vec<Vec<Option<String>>>, Vec<String>);
+
 /// The whole grammar of one declared form of a program.
 #[derive(Debug, Clone, Default)]
 pub struct Grammar {
@@ -373,6 +377,75 @@ impl Grammar {
         }
         self.check_groups(&counts, args.len())?;
         self.check_operands(&operands, args.len())
+    }
+
+    /// The order the canonical form writes options in: one member of each `exactly_one_of`
+    /// group (group order), then every other option in declaration order. `sudoers::ere`
+    /// renders the same order.
+    pub fn canonical_order(&self) -> Vec<usize> {
+        let grouped: Vec<usize> = self.exactly_one_of.iter().flatten().copied().collect();
+        let mut order = grouped.clone();
+        order.extend((0..self.options.len()).filter(|i| !grouped.contains(i)));
+        order
+    }
+
+    /// What an accepted argument list means: each option's values in the order given (a
+    /// flag's are `None`), and the operands.
+    fn meaning(&self, args: &[String]) -> Option<Meaning> {
+        let mut given: Vec<Vec<Option<String>>> = vec![Vec::new(); self.options.len()];
+        let mut operands = Vec::new();
+        for item in optscan::scan(self, Style::Getopt, args) {
+            match item.ok()? {
+                (_, Item::Operand(word)) => operands.push(word.to_string()),
+                (_, Item::Opt { opt, value, .. }) => {
+                    given.get_mut(opt)?.push(value.map(String::from));
+                }
+            }
+        }
+        Some((given, operands))
+    }
+
+    /// An accepted argument list in the one spelling sudoers pins (`render sudoers`): each
+    /// option as `--long[=VALUE]` (or `-sVALUE` without a long name) in `canonical_order`,
+    /// then `--` when an operand starts with `-`, then the operands. It means what `args`
+    /// means: the form is read back and compared, and a list it cannot carry is refused.
+    pub fn canonical(&self, args: &[String]) -> Result<Vec<String>, Mismatch> {
+        self.check(args)?;
+        let unclear = |why: &str| Mismatch::new(args.len(), why.to_string());
+        let meaning = self
+            .meaning(args)
+            .ok_or_else(|| unclear("the arguments could not be read again"))?;
+        let (given, operands) = &meaning;
+        let mut out = Vec::new();
+        for i in self.canonical_order() {
+            let (Some(spec), Some(values)) = (self.options.get(i), given.get(i)) else {
+                continue;
+            };
+            for value in values {
+                out.push(match (&spec.long, spec.short, value.as_deref()) {
+                    (Some(long), _, None) => format!("--{long}"),
+                    (Some(long), _, Some(v)) => format!("--{long}={v}"),
+                    (None, Some(short), None) => format!("-{short}"),
+                    (None, Some(_), Some("")) => {
+                        return Err(unclear(
+                            "an empty value of a short option cannot be passed through sudo",
+                        ));
+                    }
+                    (None, Some(short), Some(v)) => format!("-{short}{v}"),
+                    (None, None, _) => return Err(unclear("an option without a name")),
+                });
+            }
+        }
+        if operands.iter().any(|o| o.starts_with('-')) {
+            out.push("--".to_string());
+        }
+        out.extend(operands.iter().cloned());
+        if self.check(&out).is_err() || self.meaning(&out).as_ref() != Some(&meaning) {
+            return Err(unclear(
+                "these arguments cannot be written in the one form sudo's rules allow",
+            ));
+        }
+        Ok(out)
     }
 
     fn option(&self, which: usize) -> Result<&OptSpec, Mismatch> {

@@ -60,16 +60,22 @@ fn program_plan(
     rule: &ProgramRule,
     args: &[String],
 ) -> Result<Classified, Refusal> {
-    let sudo = if rule.sudo {
-        if !args.is_empty() || !rule.forced_args.is_empty() {
-            let full: Vec<String> = rule.forced_args.iter().chain(args).cloned().collect();
-            sudoers::fits(&rule.id, rule.sudoers_args.as_slice(), &full)?;
+    // Through sudo the arguments go in the one form the rendered sudoers lines pin, so
+    // those lines can be as narrow as the rule (`Grammar::canonical`).
+    let (sudo, args) = if rule.sudo {
+        let canonical = rule
+            .grammar
+            .canonical(args)
+            .map_err(|m| Refusal::new(&rule.id, m.message))?;
+        let full: Vec<String> = rule.forced_args.iter().chain(&canonical).cloned().collect();
+        if !full.is_empty() {
+            sudoers::fits(&rule.id, &rule.sudoers_args, &full)?;
         }
-        policy.sudo.as_deref()
+        (policy.sudo.as_deref(), full)
     } else {
-        None
+        let full = rule.forced_args.iter().chain(args).cloned().collect();
+        (None, full)
     };
-    let args = rule.forced_args.iter().chain(args).cloned();
     let plan = ExecPlan::new(
         &policy.defaults,
         sudo,

@@ -74,10 +74,8 @@ fn explain_json_carries_decision_rule_reason_and_exec() {
             "--",
             "/run/current-system/sw/bin/journalctl",
             "--no-pager",
-            "-u",
-            "fail2ban",
-            "-n",
-            "20"
+            "--unit=fail2ban",
+            "--lines=20"
         ])
     );
     assert_eq!(allowed["env"]["SYSTEMD_PAGERSECURE"], "1");

@@ -89,7 +89,14 @@ fn a_sudo_diagnostic_runs_through_sudo_n() {
     let argv = w.ran("sudo").unwrap();
     assert_eq!(
         argv[1..],
-        ["-n", "--", &w.path("iptables").display().to_string(), "-nL"]
+        [
+            "-n",
+            "--",
+            &w.path("iptables").display().to_string(),
+            "--list",
+            "--numeric"
+        ],
+        "through sudo, the rule's canonical form"
     );
     assert!(
         w.ran("iptables").is_none(),

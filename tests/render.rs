@@ -88,7 +88,7 @@ fn sudoers_lines_pin_every_argument_and_visudo_accepts_them() {
     insta::assert_snapshot!("sudoers", text);
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(
-            line.starts_with("ai-worker ALL=(root) NOPASSWD: /"),
+            line.starts_with("ai-worker ALL=(root) CWD=/ NOPASSWD: /"),
             "{line}"
         );
         assert!(!line.contains(".*"), "no wildcard across arguments: {line}");

@@ -619,15 +619,14 @@ fn program(
         exactly_one_of,
     };
     let sudoers_args = if p.sudo {
-        let regex = crate::sudoers::program_regex(&grammar, &forced_args).map_err(|e| {
+        crate::sudoers::program_lines(&grammar, &forced_args).map_err(|e| {
             error_at(
                 &p.id,
                 format!("sudoers cannot express rule `{}`: {e}", p.id.value),
             )
-        })?;
-        Some(crate::sudoers::SudoersArgs::new(regex))
+        })?
     } else {
-        None
+        Vec::new()
     };
     Ok(ProgramRule {
         id: p.id.value.clone(),
@@ -1642,7 +1641,7 @@ mod tests {
         );
         assert_eq!(p.forced_args, ["--no-pager"]);
         assert_eq!(p.env, [("PAGER".to_string(), "cat".to_string())]);
-        assert!(p.sudoers_args.is_some());
+        assert!(!p.sudoers_args.is_empty());
         let deploy = policy.deploy.as_ref().unwrap();
         assert_eq!(deploy.nh, None);
         assert_eq!(
@@ -1673,7 +1672,7 @@ mod tests {
         assert_eq!(policy.audit.socket, "/dev/log");
         assert_eq!(policy.audit.format, AuditFormat::Kv);
         assert!(policy.sudo.is_none() && policy.docker.is_none() && policy.deploy.is_none());
-        assert!(policy.programs[0].sudoers_args.is_none());
+        assert!(policy.programs[0].sudoers_args.is_empty());
         assert_eq!(policy.rule_ids(), ["p"]);
     }
 

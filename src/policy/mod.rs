@@ -198,7 +198,7 @@ pub struct ProgramRule {
     pub stdin: bool,
     /// For a sudo rule, the sudoers expression for its arguments (`sudoers::program_regex`),
     /// built once here: `render sudoers` prints it and the gateway checks sudo commands with it.
-    pub sudoers_args: Option<SudoersArgs>,
+    pub sudoers_args: Vec<SudoersArgs>,
 }
 
 #[derive(Debug, Clone)]

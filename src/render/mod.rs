@@ -229,13 +229,16 @@ pub fn sudoers(policy: &Policy, install: &Install) -> Result<String, String> {
         "# Needs sudo 1.9.10 or later (regular expressions in arguments); sudo-rs reads none.\n",
     );
     let user = &install.user;
-    let line = |path: &str, args: &str| format!("{user} ALL=(root) NOPASSWD: {path} {args}\n");
+    // CWD=/: sudo would run the command in the caller's directory, where a relative
+    // operand (`./--`) could name whatever the caller put there.
+    let line =
+        |path: &str, args: &str| format!("{user} ALL=(root) CWD=/ NOPASSWD: {path} {args}\n");
     for rule in policy.programs.iter().filter(|p| p.sudo) {
         out.push_str(&format!("# {} (sudo {})\n", rule.id, rule.command));
         if rule.forced_args.is_empty() && rule.grammar.check(&[]).is_ok() {
             out.push_str(&line(&rule.path, "\"\""));
         }
-        if let Some(args) = &rule.sudoers_args {
+        for args in &rule.sudoers_args {
             out.push_str(&line(&rule.path, &escape(&args.source)));
         }
     }
@@ -253,13 +256,13 @@ pub fn sudoers(policy: &Policy, install: &Install) -> Result<String, String> {
              # nh or nixos-rebuild only on an approval of exactly that deploy; nothing else deploys.\n",
         );
         out.push_str(&format!(
-            "{user} ALL=(root) NOPASSWD: {} {}\n",
+            "{user} ALL=(root) CWD=/ NOPASSWD: {} {}\n",
             install.gate,
             escape(&deploy_step_regex(policy, install)?)
         ));
         out.push_str("# deploy-status: one request's state, for the label's own MCP session.\n");
         out.push_str(&format!(
-            "{user} ALL=(root) NOPASSWD: {} {}\n",
+            "{user} ALL=(root) CWD=/ NOPASSWD: {} {}\n",
             install.gate,
             escape(&deploy_status_regex(install))
         ));

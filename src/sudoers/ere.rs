@@ -21,7 +21,9 @@
 //! types (`systemd_time`) are written so. Options with an optional value
 //! (`optional_value`) are rendered with and without it.
 
-use crate::grammar::{Grammar, Optional, ValueType};
+#[cfg(test)]
+use crate::grammar::Optional;
+use crate::grammar::{Grammar, ValueType};
 
 /// Characters that are special in a POSIX ERE outside a bracket expression.
 const ERE_SPECIAL: &str = ".[]{}()*+?^$|\\";
@@ -211,26 +213,34 @@ fn bracket(
 
 /// One argument of this type, as an ERE group.
 pub fn value(ty: &ValueType) -> Result<String, String> {
+    let alts = value_alts(ty)?;
+    Ok(match alts.as_slice() {
+        [one] if !one.contains('|') => one.clone(),
+        _ => format!("({})", alts.join("|")),
+    })
+}
+
+/// A value's ERE as alternatives (each a whole ERE), so that a line too long for sudo can
+/// be split between them.
+fn value_alts(ty: &ValueType) -> Result<Vec<String>, String> {
     Ok(match ty {
         ValueType::Enum(words) => {
             for w in words {
                 plain_word(w)?;
             }
-            let alts: Vec<String> = words.iter().map(|w| literal(w)).collect();
-            format!("({})", alts.join("|"))
+            words.iter().map(|w| literal(w)).collect()
         }
-        ValueType::Int { min, max } => {
-            let digits = min.unsigned_abs().max(max.unsigned_abs()).to_string().len();
-            let sign = if *min < 0 { "-?" } else { "" };
-            format!("{sign}[0-9]{{1,{digits}}}")
-        }
-        ValueType::Pattern { source, .. } => format!("({})", pattern(source)?),
+        ValueType::Int { min, max } => int_alts(*min, *max),
+        ValueType::Pattern { source, .. } => vec![format!("({})", pattern(source)?)],
         ValueType::Exact(word) => {
             plain_word(word)?;
-            literal(word)
+            vec![literal(word)]
         }
-        ValueType::Text => "[^ -][^ ]*".to_string(),
-        ValueType::SystemdTime => SYSTEMD_TIME.to_string(),
+        ValueType::Text => vec!["[^ -][^ ]*".to_string()],
+        ValueType::SystemdTime => SYSTEMD_TIME_FORMS
+            .iter()
+            .map(|f| (*f).to_string())
+            .collect(),
         ValueType::KeyValues(keys) => {
             // Keys whose values are written alike share one alternative: `(addr|laddr)=...`.
             let mut by_value: Vec<(String, Vec<String>)> = Vec::new();
@@ -247,105 +257,388 @@ pub fn value(ty: &ValueType) -> Result<String, String> {
                 .map(|(v, names)| format!("{}={v}", one_of(names)))
                 .collect();
             let pair = format!("({})", pairs.join("|"));
-            format!("{pair}(,{pair})*")
+            vec![format!("{pair}(,{pair})*")]
         }
     })
 }
 
-/// `grammar::systemd_time` as an ERE: wider (it checks no ranges, and takes a bare span with
-/// or without a sign or ` ago`, which systemd refuses), never across an option: after each
-/// space comes a digit, a unit, `ago`, `UTC` or a time.
-pub const SYSTEMD_TIME: &str = concat!(
-    "(now|today|yesterday|tomorrow|@[0-9]{1,11}",
-    "|[-+]?( ?[0-9]{1,6} ?(s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|years?))+( ago)?",
-    "|([0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,6})?)?)?",
-    "|[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,6})?)?)( UTC)?)"
-);
+/// `grammar::systemd_time` as ERE alternatives, each a subset of what it accepts (never
+/// wider): the words, `@SECONDS`, a signed span or a span `ago` of one to three
+/// `NUMBER[ ]UNIT` (systemd_time takes more), a date with an optional time, a time; with the
+/// same ranges (months 01-12, days 01-31, hours 00-23, minutes and seconds 00-59) and an
+/// optional ` UTC` after a date or time. After each space comes a digit, a unit, `ago`,
+/// `UTC` or a time, never an option.
+pub const SYSTEMD_TIME_FORMS: [&str; 6] = [
+    "now|today|yesterday|tomorrow|@[0-9]{1,11}",
+    "[-+][0-9]{1,6} ?(s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|years?)( ?[0-9]{1,6} ?(s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|years?)){0,2}",
+    "[0-9]{1,6} ?(s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|years?)( ?[0-9]{1,6} ?(s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|years?)){0,2} ago",
+    "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])( UTC)?",
+    "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,6})?)?( UTC)?",
+    "([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,6})?)?( UTC)?",
+];
 
-/// Every token (or option with its separate value) a grammar accepts, as ERE alternatives.
-/// Options that take the same kind of value share one alternative, to stay well inside the
-/// length sudo reads (`MAX_REGEX`).
-pub fn tokens(grammar: &Grammar) -> Result<Vec<String>, String> {
-    let mut alts = Vec::new();
-    let flags: String = grammar
-        .options
-        .iter()
-        .filter(|o| o.value.is_none())
-        .filter_map(|o| o.short)
-        .collect();
-    let bundle = if flags.is_empty() {
-        String::new()
-    } else {
-        format!("[{}]*", bracket_set(&flags))
+/// One sudoers argument pattern: a regular expression, or (where a rule takes only fixed
+/// words) the literal line itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Regex(String),
+    Literal(String),
+}
+
+/// One position of the canonical argument line (`Grammar::canonical`): `before`, one of
+/// `alts` (none: `before` alone), `after`.
+#[derive(Clone)]
+struct Piece {
+    before: String,
+    alts: Vec<String>,
+    after: String,
+    /// Every text it can be, when that is a short list of words.
+    finite: Option<Vec<String>>,
+    required: bool,
+    repeat: bool,
+}
+
+impl Piece {
+    fn fixed(word: &str, required: bool) -> Self {
+        Self {
+            before: literal(word),
+            alts: Vec::new(),
+            after: String::new(),
+            finite: Some(vec![word.to_string()]),
+            required,
+            repeat: false,
+        }
+    }
+
+    fn regex(&self) -> String {
+        match self.alts.as_slice() {
+            [] => format!("{}{}", self.before, self.after),
+            [one] if !one.contains('|') => format!("{}{one}{}", self.before, self.after),
+            alts => format!("{}({}){}", self.before, alts.join("|"), self.after),
+        }
+    }
+}
+
+/// The words a value can be, when they are a short fixed list.
+fn finite_values(ty: &ValueType) -> Option<Vec<String>> {
+    match ty {
+        ValueType::Enum(words) => Some(words.clone()),
+        ValueType::Exact(word) => Some(vec![word.clone()]),
+        _ => None,
+    }
+}
+
+/// An option as the canonical form writes it: `--long`, `--long=VALUE` (`--long(=VALUE)?`
+/// when the value may be left out), or `-s`, `-sVALUE` without a long name.
+fn option_piece(opt: &crate::grammar::OptSpec, required: bool) -> Result<Piece, String> {
+    let name = match (&opt.long, opt.short) {
+        (Some(long), _) => format!("--{long}"),
+        (None, Some(short)) => format!("-{short}"),
+        (None, None) => return Err("an option without a name".to_string()),
     };
-    if !flags.is_empty() {
-        alts.push(format!("-[{}]+", bracket_set(&flags)));
-    }
-    let flag_longs: Vec<String> = grammar
-        .options
-        .iter()
-        .filter(|o| o.value.is_none())
-        .filter_map(|o| o.long.as_deref().map(literal))
-        .collect();
-    if !flag_longs.is_empty() {
-        alts.push(format!("--{}", one_of(&flag_longs)));
-    }
-    // (value, how optional) -> (long names, short letters) of the options that take it.
-    type Spelled = (Vec<String>, String);
-    let mut by_value: Vec<((String, Option<Optional>), Spelled)> = Vec::new();
-    for opt in &grammar.options {
-        let Some(ty) = &opt.value else { continue };
-        let key = (value(ty)?, opt.optional);
-        let slot = match by_value.iter().position(|(seen, _)| *seen == key) {
-            Some(i) => i,
-            None => {
-                by_value.push((key, (Vec::new(), String::new())));
-                by_value.len() - 1
+    let join = if opt.long.is_some() { "=" } else { "" };
+    let mut piece = Piece::fixed(&name, required);
+    piece.repeat = opt.repeat;
+    if let Some(ty) = &opt.value {
+        piece.alts = value_alts(ty)?;
+        let words = finite_values(ty).map(|ws| {
+            ws.iter()
+                .map(|w| format!("{name}{join}{w}"))
+                .collect::<Vec<_>>()
+        });
+        if opt.optional.is_some() {
+            piece.before = format!("{}({}", literal(&name), literal(join));
+            piece.after = ")?".to_string();
+            piece.finite = words.map(|mut ws| {
+                ws.insert(0, name.clone());
+                ws
+            });
+            // `(=(a|b))?` needs its own group even for one alternative.
+            if piece.alts.len() == 1 {
+                piece.alts = vec![format!("({})", piece.alts.concat())];
             }
-        };
-        if let Some((_, (longs, shorts))) = by_value.get_mut(slot) {
-            longs.extend(opt.long.as_deref().map(literal));
-            shorts.extend(opt.short);
+        } else {
+            piece.before = format!("{}{}", literal(&name), literal(join));
+            piece.finite = words;
         }
     }
-    for ((v, optional), (longs, shorts)) in &by_value {
-        let letters = match shorts.chars().count() {
-            0 => None,
-            1 => Some(literal(shorts)),
-            _ => Some(format!("[{}]", bracket_set(shorts))),
-        };
-        // How the value is joined to the option: `--opt=V`, `--opt V`, `-oV`, `-o V`; an
-        // attached-only optional value never comes as the next argument.
-        let (long_join, short_join) = match optional {
-            Some(Optional::Attached) => ("=", ""),
-            None | Some(Optional::Lookahead) => ("(=| )", " ?"),
-        };
-        let mut spellings = Vec::new();
-        let mut bare = Vec::new();
-        if !longs.is_empty() {
-            spellings.push(format!("--{}{long_join}", one_of(longs)));
-            bare.push(format!("--{}", one_of(longs)));
-        }
-        if let Some(letters) = &letters {
-            spellings.push(format!("-{bundle}{letters}{short_join}"));
-            bare.push(format!("-{bundle}{letters}"));
-        }
-        alts.push(format!("({}){v}", spellings.join("|")));
-        if optional.is_some() {
-            // Written without its value.
-            alts.push(format!("({})", bare.join("|")));
-        }
-    }
-    for word in &grammar.words {
+    Ok(piece)
+}
+
+/// Lines with fewer literal forms than this are rendered as literal lines.
+const MAX_LITERAL_LINES: usize = 64;
+
+/// The sudoers lines for a program rule: one argument line per member of each
+/// `exactly_one_of` group (that member required, the group's others absent), in the canonical
+/// order (`Grammar::canonical`): forced arguments, the members, every other option at most
+/// once unless it repeats, `--` at most once and only before operands, the fixed words, the
+/// operands in order. Where a line can hold only fixed words, its literal forms instead.
+pub fn canonical_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>, String> {
+    for word in forced.iter().chain(&grammar.words) {
         plain_word(word)?;
-        alts.push(literal(word));
     }
-    for arg in &grammar.args {
-        alts.push(value(&arg.value)?);
+    let grouped: Vec<usize> = grammar.exactly_one_of.iter().flatten().copied().collect();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new()];
+    for group in &grammar.exactly_one_of {
+        members = members
+            .iter()
+            .flat_map(|chosen| {
+                group.iter().map(move |m| {
+                    let mut next = chosen.clone();
+                    next.push(*m);
+                    next
+                })
+            })
+            .collect();
     }
-    alts.push("--".to_string());
-    alts.dedup();
-    Ok(alts)
+    let mut lines = Vec::new();
+    for chosen in members {
+        let mut pieces: Vec<Piece> = forced.iter().map(|w| Piece::fixed(w, true)).collect();
+        for index in &chosen {
+            let opt = grammar
+                .options
+                .get(*index)
+                .ok_or("internal: a group names no option")?;
+            pieces.push(option_piece(opt, true)?);
+        }
+        for (i, opt) in grammar.options.iter().enumerate() {
+            if !grouped.contains(&i) {
+                pieces.push(option_piece(opt, false)?);
+            }
+        }
+        if !grammar.words.is_empty() || !grammar.args.is_empty() {
+            pieces.push(Piece::fixed("--", false));
+        }
+        for word in &grammar.words {
+            pieces.push(Piece::fixed(word, true));
+        }
+        for arg in &grammar.args {
+            let mut piece = Piece::fixed("", !arg.optional);
+            piece.before = String::new();
+            piece.alts = value_alts(&arg.value)?;
+            piece.finite = finite_values(&arg.value);
+            piece.repeat = arg.repeat;
+            pieces.push(piece);
+        }
+        if let Some(forms) = literal_forms(&pieces) {
+            lines.extend(forms.into_iter().map(Line::Literal));
+        } else {
+            lines.extend(expressions(&pieces, 0)?.into_iter().map(Line::Regex));
+        }
+    }
+    lines.dedup();
+    Ok(lines)
+}
+
+/// The expressions for one sequence of pieces: one per choice of the first piece present
+/// (an expression cannot start with the space that separates the rest); none for the empty
+/// line (`""` is rendered apart). A line longer than sudo reads is split in two between the
+/// alternatives of its longest piece, which together admit the same lines.
+fn expressions(pieces: &[Piece], depth: usize) -> Result<Vec<String>, String> {
+    let first_required = pieces.iter().position(|p| p.required);
+    let last_start = first_required.unwrap_or(pieces.len().saturating_sub(1));
+    let mut out = Vec::new();
+    for start in 0..=last_start {
+        let Some(first) = pieces.get(start) else {
+            break;
+        };
+        let mut line = format!("^{}", first.regex());
+        if first.repeat {
+            line.push_str(&format!("( {})*", first.regex()));
+        }
+        for piece in pieces.iter().skip(start + 1) {
+            let one = format!(" {}", piece.regex());
+            line.push_str(&match (piece.required, piece.repeat) {
+                (true, false) => one,
+                (true, true) => format!("{one}({one})*"),
+                (false, false) => format!("({one})?"),
+                (false, true) => format!("({one})*"),
+            });
+        }
+        line.push('$');
+        if written_len(&line) <= MAX_REGEX {
+            out.push(line);
+            continue;
+        }
+        let longest = pieces
+            .iter()
+            .enumerate()
+            .skip(start)
+            .filter(|(_, p)| p.alts.len() > 1)
+            .max_by_key(|(_, p)| p.regex().len())
+            .map(|(i, _)| i);
+        let Some(split) = longest.filter(|_| depth < 12) else {
+            return Err(format!(
+                "its sudoers expression would be {} characters as written (escapes included), and sudo reads at most about {MAX_REGEX}: split it into narrower rules",
+                written_len(&line)
+            ));
+        };
+        // Only lines that start at `start`: the pieces before it are absent.
+        let mut tail: Vec<Piece> = pieces.iter().skip(start).cloned().collect();
+        if let Some(first) = tail.first_mut() {
+            first.required = true;
+        }
+        let at = split - start;
+        let alts = tail.get(at).map(|p| p.alts.clone()).unwrap_or_default();
+        let (low, high) = alts.split_at(alts.len() / 2);
+        for half in [low, high] {
+            let mut part = tail.clone();
+            if let Some(piece) = part.get_mut(at) {
+                piece.alts = half.to_vec();
+            }
+            out.extend(expressions(&part, depth + 1)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every line the pieces can make, when each piece is a fixed word list, none repeats, and
+/// they are few; `None` otherwise. The empty line is left out.
+fn literal_forms(pieces: &[Piece]) -> Option<Vec<String>> {
+    let mut forms: Vec<Vec<&str>> = vec![Vec::new()];
+    for piece in pieces {
+        let words = piece.finite.as_ref()?;
+        if piece.repeat
+            || words
+                .iter()
+                .any(|w| w.chars().any(|c| "*?[]\\,:= ".contains(c)))
+        {
+            return None;
+        }
+        let mut next = Vec::new();
+        for form in &forms {
+            if !piece.required {
+                next.push(form.clone());
+            }
+            for word in words {
+                let mut longer = form.clone();
+                longer.push(word.as_str());
+                next.push(longer);
+            }
+        }
+        if next.len() > MAX_LITERAL_LINES {
+            return None;
+        }
+        forms = next;
+    }
+    Some(
+        forms
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .map(|f| f.join(" "))
+            .collect(),
+    )
+}
+
+/// The decimal integers from `min` to `max`, exactly (no leading zeros, no `+`), as
+/// alternatives.
+fn int_alts(min: i64, max: i64) -> Vec<String> {
+    let mut alts = Vec::new();
+    if min < 0 {
+        let hi = min.unsigned_abs();
+        let lo = if max < 0 { max.unsigned_abs() } else { 1 };
+        if lo <= hi {
+            alts.extend(uint_range(lo, hi).into_iter().map(|a| format!("-{a}")));
+        }
+    }
+    if max >= 0 {
+        alts.extend(uint_range(min.max(0).unsigned_abs(), max.unsigned_abs()));
+    }
+    alts
+}
+
+/// `lo..=hi` as alternatives, one or more per number of digits; the lengths that are whole
+/// (`10..=99`) share one: `[1-9][0-9]{0,3}` is 1 to 9999.
+fn uint_range(lo: u64, hi: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut whole: Option<(u32, u32)> = None;
+    let flush = |whole: &mut Option<(u32, u32)>, out: &mut Vec<String>| {
+        if let Some((a, b)) = whole.take() {
+            out.push(match (a, b) {
+                (1, 1) => "[1-9]".to_string(),
+                (a, b) if a == b => format!("[1-9]{}", digits_of(a - 1)),
+                (a, b) => format!("[1-9][0-9]{{{},{}}}", a - 1, b - 1),
+            });
+        }
+    };
+    for digits in 1u32..=20 {
+        let floor = if digits == 1 {
+            0
+        } else {
+            10u64.saturating_pow(digits - 1)
+        };
+        let ceiling = 10u64.saturating_pow(digits).saturating_sub(1);
+        let (a, b) = (lo.max(floor), hi.min(ceiling));
+        if a <= b {
+            if a == floor.max(1) && b == ceiling {
+                whole = Some(whole.map_or((digits, digits), |(first, _)| (first, digits)));
+            } else {
+                flush(&mut whole, &mut out);
+                out.extend(same_length(&a.to_string(), &b.to_string()));
+            }
+        }
+        if ceiling >= hi {
+            break;
+        }
+    }
+    flush(&mut whole, &mut out);
+    out
+}
+
+/// `[0-9]` repeated `n` times: ``, `[0-9]`, `[0-9]{n}`.
+fn digits_of(n: u32) -> String {
+    match n {
+        0 => String::new(),
+        1 => "[0-9]".to_string(),
+        n => format!("[0-9]{{{n}}}"),
+    }
+}
+
+/// The numbers from `lo` to `hi`, written with the same number of digits.
+fn same_length(lo: &str, hi: &str) -> Vec<String> {
+    let n = lo.len();
+    if lo == hi {
+        return vec![lo.to_string()];
+    }
+    let (Some(l0), Some(h0)) = (lo.bytes().next(), hi.bytes().next()) else {
+        return Vec::new();
+    };
+    let (lr, hr) = (lo.get(1..).unwrap_or(""), hi.get(1..).unwrap_or(""));
+    let digit = |d: u8| char::from(d).to_string();
+    let rest = u32::try_from(n - 1).unwrap_or(u32::MAX);
+    if l0 == h0 {
+        return same_length(lr, hr)
+            .into_iter()
+            .map(|tail| format!("{}{tail}", digit(l0)))
+            .collect();
+    }
+    let (low_whole, high_whole) = (lr.bytes().all(|b| b == b'0'), hr.bytes().all(|b| b == b'9'));
+    let mut out = Vec::new();
+    if !low_whole {
+        out.extend(
+            same_length(lr, &"9".repeat(n - 1))
+                .into_iter()
+                .map(|tail| format!("{}{tail}", digit(l0))),
+        );
+    }
+    let first = if low_whole { l0 } else { l0 + 1 };
+    let last = if high_whole { h0 } else { h0 - 1 };
+    if first <= last {
+        let class = if first == last {
+            digit(first)
+        } else {
+            format!("[{}-{}]", digit(first), digit(last))
+        };
+        out.push(format!("{class}{}", digits_of(rest)));
+    }
+    if !high_whole {
+        out.extend(
+            same_length(&"0".repeat(n - 1), hr)
+                .into_iter()
+                .map(|tail| format!("{}{tail}", digit(h0))),
+        );
+    }
+    out
 }
 
 /// `name` or `(a|b|c)`.
@@ -354,15 +647,6 @@ fn one_of(names: &[String]) -> String {
         [one] => one.clone(),
         many => format!("({})", many.join("|")),
     }
-}
-
-/// Letters for a bracket expression: `-` last, so it is literal.
-fn bracket_set(letters: &str) -> String {
-    let mut set: String = letters.chars().filter(|&c| c != '-').collect();
-    if letters.contains('-') {
-        set.push('-');
-    }
-    set
 }
 
 /// The longest expression in a command's arguments sudo matches, as the sudoers file spells
@@ -402,6 +686,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn integer_ranges_are_exact() {
+        for (min, max) in [
+            (1, 10_000),
+            (0, 7),
+            (1, 65_535),
+            (-5, 12),
+            (-300, -20),
+            (90, 1234),
+        ] {
+            let re = regex::Regex::new(&format!("^({})$", int_alts(min, max).join("|"))).unwrap();
+            for n in -400i64..=70_000 {
+                assert_eq!(
+                    re.is_match(&n.to_string()),
+                    (min..=max).contains(&n),
+                    "{n} in {min}..={max}"
+                );
+            }
+            assert!(!re.is_match("007") && !re.is_match("+5") && !re.is_match(""));
+        }
+    }
+
+    #[test]
     fn patterns_translate_or_say_why() {
         let ok = [
             (
@@ -431,7 +737,7 @@ mod tests {
     fn values_are_one_argument() {
         assert_eq!(
             value(&ValueType::Int { min: 1, max: 10000 }).as_deref(),
-            Ok("[0-9]{1,5}")
+            Ok("([1-9][0-9]{0,3}|10000)")
         );
         assert_eq!(
             value(&ValueType::Enum(vec!["a.b".into(), "c".into()])).as_deref(),
@@ -520,7 +826,7 @@ mod tests {
 
     #[test]
     fn the_systemd_time_expression_takes_what_the_grammar_does_and_no_option() {
-        let re = regex::Regex::new(&format!("^{SYSTEMD_TIME}$")).unwrap();
+        let re = regex::Regex::new(&format!("^({})$", SYSTEMD_TIME_FORMS.join("|"))).unwrap();
         for time in systemd_times() {
             assert!(crate::grammar::systemd_time(&time), "{time:?}");
             assert!(re.is_match(&time), "{time:?}");
@@ -529,14 +835,24 @@ mod tests {
                 assert!(!re.is_match(&format!("{time}{tail}")), "{time:?}{tail:?}");
             }
         }
-        for piece in SYSTEMD_TIME.split(' ').skip(1) {
-            assert!(
-                piece.starts_with(|c: char| c.is_ascii_alphanumeric() || "?([".contains(c)),
-                "{piece}"
-            );
+        for form in SYSTEMD_TIME_FORMS {
+            for piece in form.split(' ').skip(1) {
+                assert!(
+                    piece.starts_with(|c: char| c.is_ascii_alphanumeric() || "?([".contains(c)),
+                    "{piece}"
+                );
+            }
         }
-        // Wider than the grammar where it is harmless (systemd refuses these itself).
-        assert!(re.is_match("5min") && !crate::grammar::systemd_time("5min"));
+        // Never wider than the grammar: a bare span, a signed span `ago`, a month 13.
+        for wider in [
+            "5min",
+            "-1h ago",
+            "2024-13-01",
+            "24:00",
+            "1h 2m 3s 4min ago",
+        ] {
+            assert!(!re.is_match(wider), "{wider}");
+        }
     }
 
     fn option(
@@ -581,33 +897,53 @@ mod tests {
             ],
             ..Grammar::default()
         };
-        let line = command_line(&["--no-pager".to_string()], &tokens(&grammar).unwrap()).unwrap();
-        let re = regex::Regex::new(&line).unwrap();
+        let forced = ["--no-pager".to_string()];
+        let lines = canonical_lines(&grammar, &forced).unwrap();
+        let admits = |joined: &str| lines.iter().any(|l| line_admits(l, joined));
         for ok in [
-            "--no-pager",
-            "--no-pager -k -b",
-            "--no-pager -k -b -1",
-            "--no-pager -kb -1",
-            "--no-pager -kb-1",
-            "--no-pager --boot=-1",
-            "--no-pager --boot -1 -k",
-            "--no-pager --color",
-            "--no-pager --color=always",
-            "--no-pager -kcalways",
-            "--no-pager -k --since 1 hour ago",
-            "--no-pager -S -1h 30min -k",
+            "",
+            "-k -b",
+            "-k -b -1",
+            "-kb -1",
+            "-kb-1",
+            "--boot=-1",
+            "--boot -1 -k",
+            "--color",
+            "--color=always",
+            "-kcalways",
+            "-k --since '1 hour ago'",
+            "-S '-1h 30min' -k",
         ] {
-            assert!(re.is_match(ok), "{ok}\n{line}");
+            let args: Vec<String> = crate::tokenize::tokenize(ok).unwrap_or_default();
+            let canonical = grammar.canonical(&args).unwrap();
+            let joined = forced
+                .iter()
+                .chain(&canonical)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(admits(&joined), "{ok} as {joined}\n{lines:?}");
         }
         for bad in [
             "--no-pager --color always",
             "--no-pager -c always",
-            "--no-pager -b x",
-            "--no-pager --since 1 hour ago -f",
-            "--no-pager --since 1 hour ago --file=/etc/shadow",
-            "--no-pager -k -f",
+            "--no-pager -k -b",
+            "--no-pager --boot=x",
+            "--no-pager --since=1 hour ago -f",
+            "--no-pager --since=1 hour ago --file=/etc/shadow",
+            "--no-pager --dmesg -f",
+            "--no-pager --dmesg --dmesg",
+            "--no-pager -- --dmesg",
         ] {
-            assert!(!re.is_match(bad), "{bad}\n{line}");
+            assert!(!admits(bad), "{bad}\n{lines:?}");
+        }
+    }
+
+    /// Whether one rendered line admits the joined argument line, as sudo matches it.
+    fn line_admits(line: &Line, joined: &str) -> bool {
+        match line {
+            Line::Literal(text) => text == joined,
+            Line::Regex(source) => regex::Regex::new(source).unwrap().is_match(joined),
         }
     }
 
@@ -648,8 +984,9 @@ mod tests {
     ];
 
     proptest::proptest! {
-        /// What the gateway's grammar accepts, the rendered sudoers expression accepts too, for
-        /// every list of these words: `sudoers::fits` never refuses a rule's own forms.
+        /// What the gateway's grammar accepts, in its canonical form, the rendered sudoers lines
+        /// admit (`sudoers::fits` never refuses a rule's own forms), and what they admit the
+        /// grammar accepts.
         #[test]
         fn sudoers_accepts_what_the_grammar_accepts(
             picks in proptest::collection::vec(0..JOURNAL_WORDS.len(), 0..6)
@@ -677,12 +1014,20 @@ mod tests {
                 ],
                 ..Grammar::default()
             };
-            let line = command_line(&["--no-pager".to_string()], &tokens(&grammar).unwrap()).unwrap();
-            let re = regex::Regex::new(&line).unwrap();
+            let forced = ["--no-pager".to_string()];
+            let lines = canonical_lines(&grammar, &forced).unwrap();
+            let admits = |joined: &str| lines.iter().any(|l| line_admits(l, joined));
             let args: Vec<String> = picks.iter().filter_map(|&i| JOURNAL_WORDS.get(i)).map(|w| w.to_string()).collect();
-            if grammar.check(&args).is_ok() {
-                let joined = format!("--no-pager {}", args.join(" "));
-                proptest::prop_assert!(re.is_match(joined.trim_end()), "{args:?}");
+            // Whatever the grammar accepts, its canonical form is admitted.
+            if let Ok(canonical) = grammar.canonical(&args) {
+                let joined = forced.iter().chain(&canonical).cloned().collect::<Vec<_>>().join(" ");
+                proptest::prop_assert!(admits(&joined), "{args:?} as {joined}");
+            }
+            // Whatever the lines admit, the grammar accepts (the words have no spaces that
+            // the join could move between arguments).
+            let joined = forced.iter().chain(&args).cloned().collect::<Vec<_>>().join(" ");
+            if admits(&joined) && args.iter().all(|a| !a.contains(' ')) {
+                proptest::prop_assert!(grammar.check(&args).is_ok(), "{args:?}");
             }
         }
     }
@@ -695,9 +1040,12 @@ mod tests {
             ("lport".into(), ValueType::Int { min: 1, max: 65535 }),
         ]);
         let v = value(&ty).unwrap();
+        let port = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
         assert_eq!(
             v,
-            r"((addr|laddr)=1\.2\.3\.4|lport=[0-9]{1,5})(,((addr|laddr)=1\.2\.3\.4|lport=[0-9]{1,5}))*"
+            format!(
+                r"(((addr|laddr)=1\.2\.3\.4|lport={port})(,((addr|laddr)=1\.2\.3\.4|lport={port}))*)"
+            )
         );
         let re = regex::Regex::new(&format!("^{v}$")).unwrap();
         assert!(re.is_match("addr=1.2.3.4,lport=22"));

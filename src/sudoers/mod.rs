@@ -8,9 +8,16 @@ use crate::docker::spec;
 use crate::grammar::Grammar;
 use crate::verdict::Refusal;
 
-/// The regular expression for one program rule's arguments, its forced arguments first.
-pub fn program_regex(grammar: &Grammar, forced: &[String]) -> Result<String, String> {
-    ere::command_line(forced, &ere::tokens(grammar)?)
+/// The sudoers argument patterns of one program rule, in the canonical form the gateway
+/// passes (`Grammar::canonical`), its forced arguments first.
+pub fn program_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<SudoersArgs>, String> {
+    Ok(ere::canonical_lines(grammar, forced)?
+        .into_iter()
+        .map(|line| match line {
+            ere::Line::Regex(source) => SudoersArgs::new(source),
+            ere::Line::Literal(text) => SudoersArgs::literal(text),
+        })
+        .collect())
 }
 
 /// One sudoers expression for a command's arguments: its source, as `render sudoers` prints
@@ -19,6 +26,8 @@ pub fn program_regex(grammar: &Grammar, forced: &[String]) -> Result<String, Str
 #[derive(Debug, Clone)]
 pub struct SudoersArgs {
     pub source: String,
+    /// The source is the argument line itself, not an expression.
+    pub literal: bool,
     compiled: std::sync::OnceLock<Option<regex::Regex>>,
 }
 
@@ -26,12 +35,24 @@ impl SudoersArgs {
     pub fn new(source: String) -> Self {
         Self {
             source,
+            literal: false,
+            compiled: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn literal(line: String) -> Self {
+        Self {
+            source: line,
+            literal: true,
             compiled: std::sync::OnceLock::new(),
         }
     }
 
     /// Would sudo accept this argument line (the arguments joined by single spaces)?
     fn accepts(&self, line: &str) -> bool {
+        if self.literal {
+            return self.source == line;
+        }
         self.compiled
             .get_or_init(|| regex::Regex::new(&self.source).ok())
             .as_ref()
@@ -110,4 +131,213 @@ pub fn fits(rule: &str, expressions: &[SudoersArgs], args: &[String]) -> Result<
             .to_string(),
     };
     Err(Refusal::new(rule, reason).hint("write each argument without spaces"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::grammar::ValueType;
+    use crate::policy::ProgramRule;
+
+    /// Words an agent might send for a value of this type: valid ones and near misses.
+    fn samples(ty: &ValueType) -> Vec<String> {
+        let mut out: Vec<String> = match ty {
+            ValueType::Enum(words) => words.clone(),
+            ValueType::Exact(word) => vec![word.clone()],
+            ValueType::Int { min, max } => [*min, *max, max + 1, min - 1, 0]
+                .iter()
+                .map(ToString::to_string)
+                .chain(["007".to_string()])
+                .collect(),
+            ValueType::SystemdTime => [
+                "today",
+                "-1h",
+                "1 hour ago",
+                "2024-01-01",
+                "2024-13-01",
+                "5min",
+                "-1h ago",
+                "10:00",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ValueType::KeyValues(_) => [
+                "user=ai-worker",
+                "user=ai-worker,addr=10.0.0.5",
+                "user=root;id",
+                "group=wheel",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ValueType::Pattern { .. } | ValueType::Text => {
+                ["INPUT", "sshd", "Ban", "a-b", "/etc/shadow", "x;y"]
+                    .map(String::from)
+                    .to_vec()
+            }
+        };
+        out.push("bogus".to_string());
+        out
+    }
+
+    /// Every word the rule's options, words and operands could be written as, and junk.
+    fn alphabet(rule: &ProgramRule) -> Vec<String> {
+        let mut words: Vec<String> = ["--", "-", "-f", "--file=/etc/shadow", "./--", "-h"]
+            .map(String::from)
+            .to_vec();
+        words.extend(rule.grammar.words.iter().cloned());
+        for opt in &rule.grammar.options {
+            let names: Vec<String> = opt
+                .short
+                .map(|s| format!("-{s}"))
+                .into_iter()
+                .chain(opt.long.as_ref().map(|l| format!("--{l}")))
+                .collect();
+            words.extend(names.iter().cloned());
+            if let Some(ty) = &opt.value {
+                for v in samples(ty) {
+                    for name in &names {
+                        let join = if name.starts_with("--") { "=" } else { "" };
+                        words.push(format!("{name}{join}{v}"));
+                    }
+                    words.push(v);
+                }
+            }
+        }
+        for arg in &rule.grammar.args {
+            words.extend(samples(&arg.value));
+        }
+        words
+    }
+
+    /// An argument list built from the grammar (one member of each group, some other
+    /// options with values of their types, the words, the operands), chosen by `picks`.
+    fn built(rule: &ProgramRule, picks: &[usize]) -> Vec<String> {
+        let mut pick = picks.iter().cycle().copied().skip(1);
+        let mut next = |n: usize| pick.next().unwrap_or(0) % n.max(1);
+        let valid = |ty: &ValueType, i: usize| {
+            let good: Vec<String> = samples(ty)
+                .into_iter()
+                .filter(|v| ty.mismatch(v).is_none())
+                .collect();
+            good.get(i % good.len().max(1)).cloned()
+        };
+        let g = &rule.grammar;
+        let mut out = Vec::new();
+        let spell = |i: usize, n: usize, out: &mut Vec<String>| {
+            let opt = &g.options[i];
+            let name = match (&opt.long, opt.short) {
+                (Some(l), Some(s)) => {
+                    if n.is_multiple_of(2) {
+                        format!("--{l}")
+                    } else {
+                        format!("-{s}")
+                    }
+                }
+                (Some(l), None) => format!("--{l}"),
+                (None, Some(s)) => format!("-{s}"),
+                (None, None) => return,
+            };
+            match opt.value.as_ref().and_then(|ty| valid(ty, n)) {
+                Some(v) if name.starts_with("--") => out.push(format!("{name}={v}")),
+                Some(v) => {
+                    out.push(name);
+                    out.push(v)
+                }
+                None => out.push(name),
+            }
+        };
+        for group in &g.exactly_one_of {
+            let member = group[next(group.len())];
+            let n = next(7);
+            spell(member, n, &mut out);
+        }
+        let grouped: Vec<usize> = g.exactly_one_of.iter().flatten().copied().collect();
+        for i in 0..g.options.len() {
+            if !grouped.contains(&i) && next(3) == 0 {
+                let n = next(7);
+                spell(i, n, &mut out);
+            }
+        }
+        out.extend(g.words.iter().cloned());
+        for arg in &g.args {
+            if (!arg.optional || next(2) == 0)
+                && let Some(v) = valid(&arg.value, next(7))
+            {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// Parsed once: each rule's expressions compile on first use and are kept.
+    fn sudo_rules() -> &'static [(ProgramRule, Vec<String>)] {
+        static RULES: std::sync::OnceLock<Vec<(ProgramRule, Vec<String>)>> =
+            std::sync::OnceLock::new();
+        RULES.get_or_init(|| {
+            [
+                include_str!("../../rules.yaml"),
+                include_str!("../../tests/corpus/rules.yaml"),
+            ]
+            .iter()
+            .flat_map(|text| crate::rules::parse(text).unwrap().programs)
+            .filter(|p| p.sudo)
+            .map(|p| {
+                let words = alphabet(&p);
+                (p, words)
+            })
+            .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1500))]
+        /// For every sudo rule of the shipped and the corpus rules: an argument list that the
+        /// rendered sudoers lines admit is one the gateway's grammar accepts. (Words holding a
+        /// space are left out: sudo joins arguments with spaces, so such a word is two to it,
+        /// and the gateway never passes one; see `fits`.)
+        #[test]
+        fn what_sudoers_admits_the_gateway_allows(
+            rule_pick in 0usize..64,
+            picks in proptest::collection::vec(0usize..512, 0..7),
+            edits in proptest::collection::vec((0usize..5, 0usize..8, 0usize..512), 0..3),
+        ) {
+            let rules = sudo_rules();
+            let (rule, alphabet) = &rules[rule_pick % rules.len()];
+            let words: Vec<String> = if picks.first().is_some_and(|p| p % 2 == 0) {
+                built(rule, &picks)
+            } else {
+                picks.iter().map(|i| alphabet[i % alphabet.len()].clone()).collect()
+            };
+            // Near the admitted lines: a canonical form (when the words are accepted), then a
+            // few edits: a word repeated, inserted, dropped, two swapped, or a `--` put in.
+            let mut args = rule.grammar.canonical(&words).unwrap_or(words);
+            for (op, at, word) in edits {
+                let at = at % (args.len() + 1);
+                match (op, args.len()) {
+                    (0, n) if n > 0 => { let w = args[at % n].clone(); args.insert(at, w) }
+                    (1, _) => args.insert(at, alphabet[word % alphabet.len()].clone()),
+                    (2, n) if n > 0 => { args.remove(at % n); }
+                    (3, n) if n > 1 => args.swap(at % n, (at + 1) % n),
+                    (4, _) => args.insert(at, "--".to_string()),
+                    _ => {}
+                }
+            }
+            let full: Vec<String> = rule.forced_args.iter().chain(&args).cloned().collect();
+            if !full.is_empty() && args.iter().all(|a| !a.contains(' ')) && super::accepts(&rule.sudoers_args, &full) {
+                proptest::prop_assert!(rule.grammar.check(&args).is_ok(), "{}: {args:?}", rule.id);
+            }
+        }
+
+        /// And the other way: what the gateway accepts, in its canonical form, sudoers admits,
+        /// so `fits` refuses nothing a rule allows (values with spaces aside).
+        #[test]
+        fn what_the_gateway_allows_sudoers_admits(rule_pick in 0usize..64, picks in proptest::collection::vec(0usize..512, 0..7)) {
+            let rules = sudo_rules();
+            let (rule, alphabet) = &rules[rule_pick % rules.len()];
+            let args: Vec<String> = picks.iter().map(|i| alphabet[i % alphabet.len()].clone()).collect();
+            if let Ok(canonical) = rule.grammar.canonical(&args) {
+                let full: Vec<String> = rule.forced_args.iter().chain(&canonical).cloned().collect();
+                proptest::prop_assert!(full.is_empty() || super::accepts(&rule.sudoers_args, &full), "{}: {args:?} as {full:?}", rule.id);
+            }
+        }
+    }
 }

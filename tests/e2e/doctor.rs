@@ -131,7 +131,7 @@ pub fn doctor_names_what_is_broken(_host: &Host, ledger: &mut Ledger) {
     fails_naming(
         &out,
         "sudoers",
-        &format!("missing: sudo does not grant `{USER} ALL=(root) NOPASSWD: {sshd} "),
+        &format!("missing: sudo does not grant `{USER} ALL=(root) CWD=/ NOPASSWD: {sshd} "),
         "a sudoers line removed",
     );
     let older = format!("{without}{USER} ALL=(root) NOPASSWD: {sshd} ^-T$\n");

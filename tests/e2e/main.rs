@@ -17,6 +17,7 @@
 mod doctor;
 mod faults;
 mod host;
+mod sudoers;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -156,6 +157,7 @@ fn end_to_end() {
     inspect_hides_the_environment(&host, &mut ledger);
     mcp_session(&host, &mut ledger);
     sudo_diagnostics(&host, &mut ledger);
+    sudoers::as_strict_as_the_rules();
     identity_and_environment(&host, &mut ledger);
     channels(&host, &mut ledger);
     login_shell(&host, &mut ledger);
@@ -653,7 +655,9 @@ fn sudo_diagnostics(host: &Host, ledger: &mut Ledger) {
 
     // The second wall: the rendered sudoers itself refuses what the gateway refuses.
     for (command, allowed) in [
-        ("/usr/bin/ss -tlnp", true),
+        // Only the canonical form the gateway passes (`Grammar::canonical`).
+        ("/usr/bin/ss --tcp --listening --numeric --processes", true),
+        ("/usr/bin/ss -tlnp", false),
         ("/usr/bin/cat /proc/net/tcp", true),
         ("/usr/bin/cat /etc/shadow", false),
         ("/usr/bin/cat /proc/net/tcp /etc/shadow", false),

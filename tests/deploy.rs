@@ -40,9 +40,8 @@ fn script(path: &Path, text: &str) {
 impl Desk {
     /// Requests expire after `expire` seconds; the agent's session waits `wait`.
     fn new(expire: u64, wait: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = world::trusted_tempdir();
         let p = dir.path();
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
         let d = p.display().to_string();
         // sudo as the test runs it: drop `-n --`, run the command as the caller (root).
         script(

@@ -9,6 +9,11 @@
 //! and without the lock it waits, within `wait_seconds`, for a human to decide, telling the
 //! agent how long it has waited. An approval is checked once more against the flake just
 //! before it is consumed, so a flake that changed after the approval does not deploy.
+//!
+//! Every read of the store checks it again (`sys::store`): a store that is no longer root's
+//! alone, a record that root did not write, a store or record that vanished while the session
+//! waited, each ends the session with a refusal that the audit log records first
+//! (`approval-refused`, `request-lost`).
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::exit::{EXIT_ASK, EXIT_CONFIG, EXIT_NOT_STARTED, EXIT_REFUSED, EXIT_SIGNALLED};
 use super::say;
-use crate::audit::{Origin, rfc3339};
+use crate::audit::{AuditRecord, Origin, rfc3339};
 use crate::cli::DeployStep;
 use crate::deploy::request::{self, Binding, DeployRequest, State, command_line};
 use crate::deploy::{Asker, Form, root_plan};
@@ -25,7 +30,7 @@ use crate::plan::ExecPlan;
 use crate::policy::{DeployPolicy, Policy};
 use crate::sys::exec::{self, Interrupts};
 use crate::sys::host::{self, unix_now};
-use crate::sys::store::{Locked, Store};
+use crate::sys::store::{Locked, Store, StoreError};
 use crate::sys::{flake, load, syslog::Syslog};
 
 /// How often a waiting step looks at its request: an approval is seen within this.
@@ -67,19 +72,69 @@ impl Ctx<'_> {
             .map_err(|m| refused(format!("refused: {m}")))
     }
 
+    /// The store, or the request's record in it, can no longer be trusted or is gone: the
+    /// audit log says so (with the request as it was filed), then the session refuses.
+    fn untrusted(&mut self, r: &DeployRequest, e: &StoreError) -> Stop {
+        let (event, code) = match e {
+            StoreError::Gone { .. } => ("request-lost", EXIT_CONFIG),
+            StoreError::NoSuchRequest(_) => ("request-lost", EXIT_REFUSED),
+            StoreError::Unsafe { .. } | StoreError::Io { .. } => ("approval-refused", EXIT_CONFIG),
+            StoreError::Untrusted { .. } | StoreError::Damaged { .. } => {
+                ("approval-refused", EXIT_REFUSED)
+            }
+        };
+        let reason = e.to_string();
+        let logged = self.record(event, r, &[("reason", reason.clone())]);
+        let mut message = format!(
+            "refused: request {} can no longer be used: {reason}. Nothing ran; the operator has to look at the approval store",
+            r.id
+        );
+        if logged.is_err() {
+            message.push_str(" (and the audit log could not be written)");
+        }
+        Stop(code, message)
+    }
+
+    /// The store itself cannot be used, before any request is at hand: a `config-error` record.
+    fn broken_store(&mut self, e: &StoreError) -> Stop {
+        broken_store(&mut self.audit, &mut self.origin, e)
+    }
+
     fn binding(&self) -> Step<Binding> {
         flake::bind(Path::new(&self.deploy.flake)).map_err(|e| refused(format!("refused: {e}")))
     }
 
-    fn lock(&self) -> Step<Locked> {
-        self.store
-            .lock()
-            .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))
+    fn lock(&mut self) -> Step<Locked> {
+        match self.store.lock() {
+            Ok(lock) => Ok(lock),
+            Err(e) => Err(self.broken_store(&e)),
+        }
+    }
+
+    /// The lock, for the waited-for request `r`: a store that went wrong meanwhile is
+    /// recorded against it.
+    fn lock_for(&mut self, r: &DeployRequest) -> Step<Locked> {
+        match self.store.lock() {
+            Ok(lock) => Ok(lock),
+            Err(e) => Err(self.untrusted(r, &e)),
+        }
     }
 
     fn expire_seconds(&self) -> u64 {
         self.deploy.approval.expire.as_secs()
     }
+}
+
+fn broken_store(audit: &mut Syslog, origin: &mut Origin, e: &StoreError) -> Stop {
+    origin.time = host::now();
+    let message = format!("refused: {e}; the operator has to fix it");
+    let record = AuditRecord::config_error(origin, "deploy-step", &message);
+    let logged = audit.write(&record);
+    let mut message = message;
+    if logged.is_err() {
+        message.push_str(" (and the audit log could not be written)");
+    }
+    Stop(EXIT_CONFIG, message)
 }
 
 pub fn run(args: &DeployStep, err: &mut dyn Write) -> i32 {
@@ -144,17 +199,14 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
         asker.client,
         &policy.digest,
     );
-    let audit = Syslog::connect(&policy.audit.socket, policy.audit.format).map_err(|e| {
+    let mut audit = Syslog::connect(&policy.audit.socket, policy.audit.format).map_err(|e| {
         refused(format!(
             "refused: the audit log cannot be written ({e}); nothing about a deploy happens without its record"
         ))
     })?;
-    let store = Store::open(&deploy.approval.store, true).map_err(|e| {
-        Stop(
-            EXIT_CONFIG,
-            format!("refused: {e}; the operator has to fix it"),
-        )
-    })?;
+    let mut origin = origin;
+    let store = Store::open(&deploy.approval.store, true)
+        .map_err(|e| broken_store(&mut audit, &mut origin, &e))?;
     let mut ctx = Ctx {
         deploy,
         policy: &policy,
@@ -211,14 +263,20 @@ fn find_or_file(ctx: &mut Ctx, binding: Binding, digest: &str, form: Form) -> St
             audit.write_request(origin, "expired", r, &[])
         })
         .map_err(|m| refused(format!("refused: {m}")))?;
-    let ids = ctx
-        .store
-        .ids()
-        .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))?;
+    let ids = match ctx.store.ids() {
+        Ok(ids) => ids,
+        Err(e) => return Err(ctx.broken_store(&e)),
+    };
     let mut open = None;
     for id in ids {
-        let Ok(request) = ctx.store.load(&id) else {
-            continue;
+        // A record root did not write, or a damaged one, is never used; a store that went
+        // wrong since the listing ends the step.
+        let request = match ctx.store.load(&id) {
+            Ok(request) => request,
+            Err(e @ (StoreError::Unsafe { .. } | StoreError::Gone { .. })) => {
+                return Err(ctx.broken_store(&e));
+            }
+            Err(_) => continue,
         };
         if request.runs(digest, &ctx.asker.key, now) {
             let request = consume(ctx, &lock, request, now)?;
@@ -377,14 +435,14 @@ fn wait(ctx: &mut Ctx, request: DeployRequest, err: &mut dyn Write) -> Step<i32>
             return Ok(EXIT_SIGNALLED + sig as i32);
         }
         let now = unix_now();
-        let current = ctx
-            .store
-            .load(&id)
-            .map_err(|e| refused(format!("refused: request {id} can no longer be used: {e}")))?;
+        let current = match ctx.store.load(&id) {
+            Ok(current) => current,
+            Err(e) => return Err(ctx.untrusted(&request, &e)),
+        };
         match current.state {
             State::Approved => {
                 drop(interrupts);
-                return run_approved(ctx, &id, err);
+                return run_approved(ctx, &current, err);
             }
             State::Denied => {
                 return Err(refused(format!(
@@ -394,7 +452,7 @@ fn wait(ctx: &mut Ctx, request: DeployRequest, err: &mut dyn Write) -> Step<i32>
                 )));
             }
             State::Pending if current.is_expired(now) => {
-                let lock = ctx.lock()?;
+                let lock = ctx.lock_for(&request)?;
                 if let Ok(mut r) = ctx.store.load(&id)
                     && r.is_expired(now)
                 {
@@ -459,15 +517,16 @@ fn minutes(d: Duration) -> String {
 
 /// The waited-for request was approved: check it against the flake as it is now, consume it
 /// under the lock, and run.
-fn run_approved(ctx: &mut Ctx, id: &str, err: &mut dyn Write) -> Step<i32> {
+fn run_approved(ctx: &mut Ctx, seen: &DeployRequest, err: &mut dyn Write) -> Step<i32> {
+    let id = seen.id.as_str();
     let binding = ctx.binding()?;
     let live = request::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
-    let lock = ctx.lock()?;
+    let lock = ctx.lock_for(seen)?;
     let now = unix_now();
-    let request = ctx
-        .store
-        .load(id)
-        .map_err(|e| refused(format!("refused: request {id} can no longer be used: {e}")))?;
+    let request = match ctx.store.load(id) {
+        Ok(request) => request,
+        Err(e) => return Err(ctx.untrusted(seen, &e)),
+    };
     if !request.runs(&live, &ctx.asker.key, now) {
         let why = if request.digest != live {
             format!(

@@ -265,17 +265,29 @@ pub fn approve(
             )));
         }
         let by = operator_name();
-        let pending_until = request.expires_at;
         request.approve(&by, unix_now(), expire);
-        desk.store.save(&request, &lock).map_err(config)?;
+        // The audit log hears of the approval before the file says so: a waiting session can
+        // act on nothing the log never saw. No record, no approval.
         let extra = [("by", by.clone())];
-        if let Err(m) = desk
-            .audit
+        desk.audit
             .write_request(&mut desk.origin, "approved", &request, &extra)
-        {
-            request.revert_to_pending(pending_until);
-            let _ = desk.store.save(&request, &lock);
-            return Err(refuse(format!("{m}; the request is pending again")));
+            .map_err(|m| {
+                refuse(format!(
+                    "{m}; request {} is still pending, unchanged",
+                    request.id
+                ))
+            })?;
+        if let Err(e) = desk.store.save(&request, &lock) {
+            let _ = desk.audit.write_request(
+                &mut desk.origin,
+                "approve-failed",
+                &request,
+                &[("reason", e.to_string())],
+            );
+            return Err(config(format!(
+                "{e}; the approval was logged but not stored, so request {} is still pending",
+                request.id
+            )));
         }
         print(
             out,
@@ -302,16 +314,23 @@ pub fn deny(args: &Deny, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             )));
         }
         let by = operator_name();
-        let before = request.clone();
         request.deny(&by, unix_now(), &args.reason);
-        desk.store.save(&request, &lock).map_err(config)?;
+        // Logged first, as an approval is: the file never holds a decision the log lacks.
         let extra = [("by", by.clone()), ("reason", args.reason.clone())];
-        if let Err(m) = desk
-            .audit
+        desk.audit
             .write_request(&mut desk.origin, "denied", &request, &extra)
-        {
-            let _ = desk.store.save(&before, &lock);
-            return Err(refuse(format!("{m}; the request is as it was")));
+            .map_err(|m| refuse(format!("{m}; request {} is as it was", request.id)))?;
+        if let Err(e) = desk.store.save(&request, &lock) {
+            let _ = desk.audit.write_request(
+                &mut desk.origin,
+                "deny-failed",
+                &request,
+                &[("reason", e.to_string())],
+            );
+            return Err(config(format!(
+                "{e}; the denial was logged but not stored, so request {} is still open",
+                request.id
+            )));
         }
         print(
             out,

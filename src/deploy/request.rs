@@ -243,15 +243,6 @@ impl DeployRequest {
         self.seal();
     }
 
-    /// Put an approval back to pending: its audit record could not be written.
-    pub fn revert_to_pending(&mut self, expires_at: u64) {
-        self.state = State::Pending;
-        self.decided_by = None;
-        self.decided_at = None;
-        self.expires_at = expires_at;
-        self.seal();
-    }
-
     /// Would this approved request run exactly `digest` for this key now?
     pub fn runs(&self, digest: &str, key: &str, now: u64) -> bool {
         self.state == State::Approved

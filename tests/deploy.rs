@@ -755,10 +755,10 @@ fn an_approval_the_audit_log_cannot_hear_changes_nothing() {
     let mut desk = Desk::new(1800, 0);
     let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
     let file = desk.path(&format!("store/{id}.json"));
-    let (before, inode) = (
-        std::fs::read(&file).unwrap(),
-        std::fs::metadata(&file).unwrap().ino(),
-    );
+    // Inode numbers are reused at once: the file's identity is its inode and its times.
+    let identity = |m: std::fs::Metadata| (m.ino(), m.mtime(), m.mtime_nsec(), m.ctime_nsec());
+    let before = std::fs::read(&file).unwrap();
+    let was = identity(std::fs::metadata(&file).unwrap());
     // The operator is asked to confirm; meanwhile the audit log goes away.
     let mut approve = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
         .args(["approve", &id, "--rules", &desk.rules()])
@@ -780,19 +780,19 @@ fn an_approval_the_audit_log_cannot_hear_changes_nothing() {
     approve.stdin.take().unwrap().write_all(b"y\n").unwrap();
     let out = approve.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("cannot be written") && stderr(&out).contains("still pending"),
-        "{}",
-        stderr(&out)
-    );
     assert_eq!(
         std::fs::read(&file).unwrap(),
         before,
         "the record as it was"
     );
     assert_eq!(
-        std::fs::metadata(&file).unwrap().ino(),
-        inode,
+        identity(std::fs::metadata(&file).unwrap()),
+        was,
         "never rewritten, not even for a moment"
+    );
+    assert!(
+        stderr(&out).contains("cannot be written") && stderr(&out).contains("still pending"),
+        "{}",
+        stderr(&out)
     );
 }

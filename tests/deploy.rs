@@ -796,3 +796,76 @@ fn an_approval_the_audit_log_cannot_hear_changes_nothing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn every_printed_operator_command_works_as_printed() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let rules = desk.rules();
+    let out = desk.ask("hermes", "nh os switch");
+    let told = stderr(&out);
+    let id = request_id(&told);
+    // The rules are not at the default path: every printed command names them.
+    let approve = format!("agent-gate approve {id} --rules {rules}");
+    let deny = format!("agent-gate deny {id} --rules {rules} --reason ...");
+    assert!(
+        told.contains(&format!("`{approve}` (or `{deny}`)")),
+        "{told}"
+    );
+    let notice: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(desk.path("notify.json")).unwrap()).unwrap();
+    assert_eq!(notice["approve"], approve.as_str());
+    assert_eq!(
+        notice["deny"],
+        format!("agent-gate deny {id} --rules {rules} --reason TEXT").as_str()
+    );
+    let listing = stdout(&desk.operator(&["pending"]));
+    assert!(
+        listing.contains(&format!("decide        {approve}   or   {deny}")),
+        "{listing}"
+    );
+    let missing = desk.operator(&["approve", "0000abcd", "--yes"]);
+    assert!(
+        stderr(&missing).contains(&format!("(see `agent-gate pending --rules {rules}`)")),
+        "{}",
+        stderr(&missing)
+    );
+    // Run as printed (the words are plain here; quoting is unit-tested in src/deploy).
+    let words: Vec<&str> = approve.split_whitespace().collect();
+    assert_eq!(words[0], "agent-gate");
+    let done = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+        .args(&words[1..])
+        .arg("--yes")
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert_eq!(desk.stored(&id)["state"], "approved");
+}
+
+#[test]
+fn a_failing_notify_program_is_recorded_with_what_it_said() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    script(
+        &desk.path("notify"),
+        "#!/bin/sh\ncat > /dev/null\nprintf 'webhook: 401 \\033[31mdenied\\n' >&2\nfor n in 2 3 4 5 6 7; do echo \"line $n\" >&2; done\nexit 3\n",
+    );
+    let out = desk.ask("hermes", "nh os switch");
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    let told = stderr(&out);
+    assert!(
+        told.contains("notification could not be sent") && !told.contains("webhook"),
+        "the agent is told it failed, not what the operator's program said: {told}"
+    );
+    let failed = record_of(&desk, "notify-failed");
+    assert!(failed.contains("ended with exit status: 3"), "{failed}");
+    assert!(
+        failed.contains(
+            r#"stderr="webhook: 401 \x1b[31mdenied\x0aline 2\x0aline 3\x0aline 4\x0aline 5""#
+        ),
+        "the first five lines, escaped: {failed}"
+    );
+    assert!(!failed.contains("line 6"), "{failed}");
+}

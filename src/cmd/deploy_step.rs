@@ -25,7 +25,7 @@ use super::say;
 use crate::audit::{AuditRecord, Origin, rfc3339};
 use crate::cli::DeployStep;
 use crate::deploy::request::{self, Binding, DeployRequest, State, command_line};
-use crate::deploy::{Asker, Form, root_plan};
+use crate::deploy::{Asker, Form, operator_command, root_plan};
 use crate::plan::ExecPlan;
 use crate::policy::{DeployPolicy, Policy};
 use crate::sys::exec::{self, Interrupts};
@@ -58,6 +58,8 @@ struct Ctx<'a> {
     origin: Origin,
     audit: Syslog,
     store: Store,
+    /// The rules path the step read: printed operator commands name it.
+    rules: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -215,6 +217,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
         origin,
         audit,
         store,
+        rules: &args.rules,
     };
     let binding = ctx.binding()?;
     let digest = request::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
@@ -362,10 +365,11 @@ fn tell_filed(ctx: &Ctx, r: &DeployRequest, new: bool, err: &mut dyn Write) {
     say(
         err,
         &format!(
-            "a human must approve it: as root on {}, `agent-gate approve {id}` (or `agent-gate deny {id} --reason ...`). It expires at {}.",
+            "a human must approve it: as root on {}, `{}` (or `{}`). It expires at {}.",
             ctx.origin.host,
+            operator_command(ctx.rules, &["approve", &r.id], ""),
+            operator_command(ctx.rules, &["deny", &r.id], "--reason ..."),
             rfc3339(r.expires_at, 0),
-            id = r.id
         ),
     );
 }
@@ -388,19 +392,25 @@ fn notify(ctx: &mut Ctx, request: &DeployRequest, err: &mut dyn Write) {
     let Some((program, args)) = argv.split_first() else {
         return;
     };
-    let input = request.notice(&ctx.origin.host).to_string();
-    if let Err(why) = exec::feed(
+    let input = request.notice(&ctx.origin.host, ctx.rules).to_string();
+    if let Err(failed) = exec::feed(
         program,
         args,
         &ctx.policy.defaults.path,
         &input,
         NOTIFY_TIMEOUT,
     ) {
-        let _ = ctx.record("notify-failed", request, &[("reason", why.clone())]);
+        // What the program said goes to the record only: it is the operator's, not the agent's.
+        let mut extra = vec![("reason", failed.reason.clone())];
+        if !failed.stderr.is_empty() {
+            extra.push(("stderr", failed.stderr));
+        }
+        let _ = ctx.record("notify-failed", request, &extra);
         say(
             err,
             &format!(
-                "(the operator's notification could not be sent: {why}; the request stands, but nobody may know of it)"
+                "(the operator's notification could not be sent: {}; the request stands, but nobody may know of it)",
+                failed.reason
             ),
         );
     }

@@ -4,16 +4,17 @@
 //! the fingerprint) cannot move the cursor, recolour, reorder or hide anything.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::exit::{EXIT_CONFIG, EXIT_REFUSED};
 use crate::audit::{Origin, rfc3339};
 use crate::cli::{Approve, Deny, Pending};
+use crate::deploy::operator_command;
 use crate::deploy::request::{DeployRequest, State, command_line};
 use crate::escape::{for_terminal, one_line};
 use crate::policy::{ApprovalPolicy, Policy};
 use crate::sys::host::{self, operator_name, unix_now};
-use crate::sys::store::Store;
+use crate::sys::store::{Store, StoreError};
 use crate::sys::{flake, syslog::Syslog};
 
 fn print(out: &mut dyn Write, text: &str) {
@@ -21,6 +22,8 @@ fn print(out: &mut dyn Write, text: &str) {
 }
 
 struct Desk {
+    /// The rules path as the operator gave it: the commands this desk prints name it.
+    rules: PathBuf,
     policy: Policy,
     store: Store,
     audit: Syslog,
@@ -30,6 +33,21 @@ struct Desk {
 impl Desk {
     fn approval(&self) -> Option<&ApprovalPolicy> {
         self.policy.deploy.as_ref().map(|d| &d.approval)
+    }
+
+    /// An operator command as it works on this host (with `--rules` when not the default).
+    fn command(&self, words: &[&str], tail: &str) -> String {
+        operator_command(&self.rules, words, tail)
+    }
+
+    /// One request, or why not (a missing one with the command that lists them).
+    fn load(&self, id: &str) -> Result<DeployRequest, (i32, String)> {
+        self.store.load(id).map_err(|e| match e {
+            StoreError::NoSuchRequest(_) => {
+                refuse(format!("{e} (see `{}`)", self.command(&["pending"], "")))
+            }
+            e => refuse(e),
+        })
     }
 }
 
@@ -62,6 +80,7 @@ fn open(rules: &Path, what: &str) -> Result<Desk, (i32, String)> {
     })?;
     let origin = host::origin("-", None, None, &policy.digest);
     Ok(Desk {
+        rules: rules.to_path_buf(),
         policy,
         store,
         audit,
@@ -192,7 +211,16 @@ pub fn pending(args: &Pending, out: &mut dyn Write, err: &mut dyn Write) -> i32 
                     if args.json {
                         let _ = writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default());
                     } else {
-                        print(out, &format!("{}\n", show(&r, now)));
+                        let mut shown = show(&r, now);
+                        if r.state == State::Pending {
+                            shown.push_str(&format!(
+                                "\n  {:<13} {}   or   {}",
+                                "decide",
+                                desk.command(&["approve", &r.id], ""),
+                                desk.command(&["deny", &r.id], "--reason ...")
+                            ));
+                        }
+                        print(out, &format!("{shown}\n"));
                     }
                 }
                 Ok(_) => {}
@@ -222,7 +250,7 @@ pub fn approve(
             .approval()
             .map(|a| a.expire.as_secs())
             .ok_or_else(|| config("no deploy section"))?;
-        let shown = desk.store.load(&args.id).map_err(refuse)?;
+        let shown = desk.load(&args.id)?;
         if shown.state != State::Pending {
             return Err(refuse(format!(
                 "request {} is {}, not pending: nothing to approve",
@@ -235,8 +263,9 @@ pub fn approve(
             .map_err(|e| refuse(format!("the flake cannot be bound now: {e}")))?;
         if bound != shown.binding {
             return Err(refuse(format!(
-                "the flake changed since request {id} was filed, so approving it would approve something else; deny it (`agent-gate deny {id} --reason ...`) and let the agent ask again",
-                id = shown.id
+                "the flake changed since request {} was filed, so approving it would approve something else; deny it (`{}`) and let the agent ask again",
+                shown.id,
+                desk.command(&["deny", &shown.id], "--reason ...")
             )));
         }
         print(out, &show(&shown, unix_now()));
@@ -256,12 +285,13 @@ pub fn approve(
         }
         let lock = desk.store.lock().map_err(config)?;
         // Decide exactly what was shown: the record may not have changed meanwhile.
-        let mut request = desk.store.load(&args.id).map_err(refuse)?;
+        let mut request = desk.load(&args.id)?;
         if request != shown || request.is_expired(unix_now()) {
             return Err(refuse(format!(
-                "request {} changed while you read it (it is {} now); look again with `agent-gate pending`",
+                "request {} changed while you read it (it is {} now); look again with `{}`",
                 request.id,
-                request.state.word()
+                request.state.word(),
+                desk.command(&["pending"], "")
             )));
         }
         let by = operator_name();
@@ -305,7 +335,7 @@ pub fn approve(
 pub fn deny(args: &Deny, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     with_desk(&args.rules, "deny", err, |desk| {
         let lock = desk.store.lock().map_err(config)?;
-        let mut request = desk.store.load(&args.id).map_err(refuse)?;
+        let mut request = desk.load(&args.id)?;
         if !request.state.is_open() {
             return Err(refuse(format!(
                 "request {} is {}: nothing to deny",

@@ -251,8 +251,9 @@ impl DeployRequest {
             && self.key == key
     }
 
-    /// The request's fields for a notify program: JSON on its stdin.
-    pub fn notice(&self, host: &str) -> serde_json::Value {
+    /// The request's fields for a notify program: JSON on its stdin, with the operator's
+    /// commands as they work on this host (`rules`: the rules path the step read).
+    pub fn notice(&self, host: &str, rules: &std::path::Path) -> serde_json::Value {
         serde_json::json!({
             "event": "requested",
             "host": host,
@@ -268,8 +269,8 @@ impl DeployRequest {
             "digest": self.digest,
             "filed_at": self.filed_at,
             "expires_at": self.expires_at,
-            "approve": format!("agent-gate approve {}", self.id),
-            "deny": format!("agent-gate deny {} --reason TEXT", self.id),
+            "approve": super::operator_command(rules, &["approve", &self.id], ""),
+            "deny": super::operator_command(rules, &["deny", &self.id], "--reason TEXT"),
         })
     }
 }

@@ -41,7 +41,7 @@ pub enum StoreError {
         "the approval store {path} is gone (deleted, or replaced by another directory, while in use)"
     )]
     Gone { path: String },
-    #[error("no request `{0}` (see `agent-gate pending`)")]
+    #[error("no request `{0}` in the approval store")]
     NoSuchRequest(String),
     #[error(
         "request {id}: its record {path} {why}; only root writes records (0600, in a 0700 store), so this one is not trusted"

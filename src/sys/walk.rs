@@ -71,8 +71,6 @@ fn writable_fix(component: &str, mode: u32) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
-    #[error("{path} is not an absolute path: a trusted path is walked from `/`; give it as `/...`")]
-    Relative { path: String },
     #[error("{}{component} does not exist", on_the_way(path, component))]
     Missing { path: String, component: String },
     #[error("{}{component}: {source}", on_the_way(path, component))]
@@ -201,10 +199,20 @@ fn push_components(todo: &mut Vec<OsString>, path: &Path) {
 }
 
 fn walk(path: &Path, expect: Expect) -> Result<(Walked, Metadata), WalkError> {
+    // A relative path is walked from `/` too: the working directory's components are checked
+    // like any other (sshd starts the gateway in the agent's home, which fails the walk).
+    let absolute;
+    let path = if path.is_absolute() {
+        path
+    } else {
+        absolute = std::path::absolute(path).map_err(|source| WalkError::Io {
+            path: path.display().to_string(),
+            component: ".".to_string(),
+            source,
+        })?;
+        absolute.as_path()
+    };
     let shown = || path.display().to_string();
-    if !path.is_absolute() {
-        return Err(WalkError::Relative { path: shown() });
-    }
     let lstat = |real: &Path| {
         fs::symlink_metadata(real).map_err(|source| {
             let component = real.display().to_string();
@@ -396,10 +404,15 @@ mod tests {
             check(&etc.join("nope"), Expect::File),
             Err(WalkError::Missing { .. })
         ));
-        assert!(matches!(
-            check(Path::new("etc/rules.yaml"), Expect::File),
-            Err(WalkError::Relative { .. })
-        ));
+        // Relative: from the working directory, whose components are walked too.
+        let relative = check(Path::new("no-such-dir/rules.yaml"), Expect::File).unwrap_err();
+        let cwd = std::env::current_dir().unwrap();
+        assert!(
+            relative
+                .to_string()
+                .starts_with(&format!("{}/no-such-dir/rules.yaml: ", cwd.display())),
+            "{relative}"
+        );
     }
 
     #[test]

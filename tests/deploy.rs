@@ -869,3 +869,30 @@ fn a_failing_notify_program_is_recorded_with_what_it_said() {
     );
     assert!(!failed.contains("line 6"), "{failed}");
 }
+
+#[test]
+fn a_flake_others_can_write_is_neither_filed_nor_approved() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let flake = desk.path("flake");
+    let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    let _ = desk.records();
+    std::fs::set_permissions(&flake, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let why = format!("the flake {} has mode 775", flake.display());
+    // Not approved: what would run is not what only root can change.
+    let approve = desk.approve(&id);
+    assert_eq!(approve.status.code(), Some(77), "{}", stderr(&approve));
+    assert!(stderr(&approve).contains(&why), "{}", stderr(&approve));
+    assert_eq!(desk.stored(&id)["state"], "pending");
+    // Not filed: the step refuses, and the record says why.
+    let out = desk.ask("hermes", "nh os switch");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&why) && stderr(&out).contains("`chmod go-w "),
+        "{}",
+        stderr(&out)
+    );
+    let error = record_of(&desk, "config-error");
+    assert!(error.contains(&why), "{error}");
+    assert_eq!(desk.ran("nh"), None);
+}

@@ -102,8 +102,16 @@ impl Ctx<'_> {
         broken_store(&mut self.audit, &mut self.origin, e)
     }
 
-    fn binding(&self) -> Step<Binding> {
-        flake::bind(Path::new(&self.deploy.flake)).map_err(|e| refused(format!("refused: {e}")))
+    /// The flake as it is now; a flake that cannot be bound (one the path walk refuses, one
+    /// without a lock) is a broken install, and its `config-error` record says why.
+    fn binding(&mut self) -> Step<Binding> {
+        flake::bind(Path::new(&self.deploy.flake)).map_err(|e| {
+            let message = format!("refused: {e}");
+            self.origin.time = host::now();
+            let record = AuditRecord::config_error(&self.origin, "deploy-step", &message);
+            let _ = self.audit.write(&record);
+            refused(message)
+        })
     }
 
     fn lock(&mut self) -> Step<Locked> {
@@ -155,7 +163,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
             "refused: the deploy step runs as root, started by the gateway through sudo; nothing was filed",
         ));
     }
-    let policy = load::policy(&args.rules, true).map_err(|e| {
+    let policy = load::deploy_policy(&args.rules).map_err(|e| {
         Stop(
             EXIT_CONFIG,
             format!(
@@ -606,7 +614,7 @@ pub fn status(args: &crate::cli::DeployStatus, out: &mut dyn Write, err: &mut dy
         if !request::valid_id(&args.id) {
             return Err(refused("refused: that is not a request id"));
         }
-        let policy = load::policy(&args.rules, true)
+        let policy = load::deploy_policy(&args.rules)
             .map_err(|e| Stop(EXIT_CONFIG, format!("refused: {e}")))?;
         let deploy = policy
             .deploy

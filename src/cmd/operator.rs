@@ -62,7 +62,7 @@ fn open(rules: &Path, what: &str) -> Result<Desk, (i32, String)> {
         ));
     }
     // As forced mode reads them: root-owned, writable by root alone.
-    let policy = crate::sys::load::policy(rules, true).map_err(config)?;
+    let policy = crate::sys::load::deploy_policy(rules).map_err(config)?;
     let Some(deploy) = &policy.deploy else {
         return Err((
             EXIT_CONFIG,

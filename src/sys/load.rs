@@ -33,15 +33,28 @@ pub enum LoadError {
 
 /// Read and compile the rules file: the policy, or one line saying what is wrong
 /// (`FILE:LINE:COL: message` for an error in the rules themselves).
-/// With `require_root` the docker config directory must pass the walk as well.
+/// With `require_root` (the agent's side: forced mode, each MCP call) the docker config
+/// directory must pass the walk as well.
 pub fn policy(path: &Path, require_root: bool) -> Result<crate::policy::Policy, String> {
-    let text = read_rules(path, require_root).map_err(|e| e.to_string())?;
-    let policy = crate::rules::parse(&text).map_err(|e| format!("{}:{e}", path.display()))?;
+    let policy = parse(path, require_root)?;
     if require_root && let Some(docker) = &policy.docker {
         walk::check(Path::new(&docker.config), Expect::Dir)
             .map_err(|e| LoadError::DockerConfig(e).to_string())?;
     }
     Ok(policy)
+}
+
+/// The rules as root's deploy side reads them (the approval step, `deploy-status`, the
+/// operator's `pending`/`approve`/`deny`): the rules file walked, but not the docker config
+/// directory, which none of them hands to docker: a broken one refuses the agent's commands,
+/// and does not keep an operator from deciding.
+pub fn deploy_policy(path: &Path) -> Result<crate::policy::Policy, String> {
+    parse(path, true)
+}
+
+fn parse(path: &Path, require_root: bool) -> Result<crate::policy::Policy, String> {
+    let text = read_rules(path, require_root).map_err(|e| e.to_string())?;
+    crate::rules::parse(&text).map_err(|e| format!("{}:{e}", path.display()))
 }
 
 /// Read the rules file. With `require_root`, refuse a file root does not own or others may write.

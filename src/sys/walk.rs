@@ -23,6 +23,8 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use crate::deploy::request::shell_word;
+
 /// Symlinks followed in one walk, as Linux's `MAXSYMLINKS`.
 pub const MAX_LINKS: usize = 40;
 
@@ -60,6 +62,7 @@ fn on_the_way(path: &str, component: &str) -> String {
 }
 
 fn writable_fix(component: &str, mode: u32) -> String {
+    let component = shell_word(component);
     if mode & 0o1000 != 0 {
         format!(
             " (the sticky bit does not make it safe: sshd's StrictModes refuses such a directory too, since anyone may create names in it); keep the file under a directory only root can write, or `chmod go-w {component}`"
@@ -80,8 +83,9 @@ pub enum WalkError {
         source: std::io::Error,
     },
     #[error(
-        "{}{component} is owned by uid {uid}, not root, so that user could put anything in its place: `chown root {component}`",
-        on_the_way(path, component)
+        "{}{component} is owned by uid {uid}, not root, so that user could put anything in its place: `chown root {}`",
+        on_the_way(path, component),
+        shell_word(component)
     )]
     NotRootOwned {
         path: String,
@@ -155,31 +159,31 @@ pub fn open_file(path: &Path) -> Result<(File, Metadata), WalkError> {
             component: component(),
         });
     }
-    let real = component();
-    trusted(&shown(), &real, &meta)?;
+    trusted(path, &walked.path, &meta)?;
     if !meta.is_file() {
         return Err(WalkError::WrongType {
             path: shown(),
-            component: real,
+            component: component(),
             expected: Expect::File,
         });
     }
     Ok((file, meta))
 }
 
-/// Root-owned and writable by root alone.
-fn trusted(path: &str, component: &str, meta: &Metadata) -> Result<(), WalkError> {
+/// Root-owned and writable by root alone; the error (and its strings) only when it is not,
+/// so a passing walk allocates nothing per component.
+fn trusted(path: &Path, component: &Path, meta: &Metadata) -> Result<(), WalkError> {
     if meta.uid() != 0 {
         return Err(WalkError::NotRootOwned {
-            path: path.to_string(),
-            component: component.to_string(),
+            path: path.display().to_string(),
+            component: component.display().to_string(),
             uid: meta.uid(),
         });
     }
     if meta.mode() & 0o022 != 0 {
         return Err(WalkError::Writable {
-            path: path.to_string(),
-            component: component.to_string(),
+            path: path.display().to_string(),
+            component: component.display().to_string(),
             mode: meta.mode() & 0o7777,
         });
     }
@@ -234,7 +238,7 @@ fn walk(path: &Path, expect: Expect) -> Result<(Walked, Metadata), WalkError> {
     let mut real = PathBuf::with_capacity(path.as_os_str().len() + 32);
     real.push("/");
     let mut meta = lstat(&real)?;
-    trusted(&shown(), "/", &meta)?;
+    trusted(path, &real, &meta)?;
     let mut todo = Vec::with_capacity(8);
     push_components(&mut todo, path);
     let mut links = 0;
@@ -268,7 +272,7 @@ fn walk(path: &Path, expect: Expect) -> Result<(Walked, Metadata), WalkError> {
             push_components(&mut todo, &target);
             continue;
         }
-        trusted(&shown(), &real.display().to_string(), &here)?;
+        trusted(path, &real, &here)?;
         if !todo.is_empty() && !here.is_dir() {
             return Err(WalkError::NotDirectory {
                 path: shown(),

@@ -137,11 +137,9 @@ impl Ctx<'_> {
 
 fn broken_store(audit: &mut Syslog, origin: &mut Origin, e: &StoreError) -> Stop {
     origin.time = host::now();
-    let message = format!("refused: {e}; the operator has to fix it");
+    let mut message = format!("refused: {e}; the operator has to fix it");
     let record = AuditRecord::config_error(origin, "deploy-step", &message);
-    let logged = audit.write(&record);
-    let mut message = message;
-    if logged.is_err() {
+    if audit.write(&record).is_err() {
         message.push_str(" (and the audit log could not be written)");
     }
     Stop(EXIT_CONFIG, message)
@@ -203,7 +201,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
         client: args.client,
         fingerprint: args.fingerprint.clone(),
     };
-    let origin = host::origin(
+    let mut origin = host::origin(
         &asker.key,
         asker.fingerprint.clone(),
         asker.client,
@@ -214,7 +212,6 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
             "refused: the audit log cannot be written ({e}); nothing about a deploy happens without its record"
         ))
     })?;
-    let mut origin = origin;
     let store = Store::open(&deploy.approval.store, true)
         .map_err(|e| broken_store(&mut audit, &mut origin, &e))?;
     let mut ctx = Ctx {

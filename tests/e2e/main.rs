@@ -15,6 +15,7 @@
 )]
 
 mod host;
+mod paths;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -159,6 +160,7 @@ fn end_to_end() {
     login_shell(&host, &mut ledger);
     disconnect_ends_the_command(&host, &mut ledger);
     deploy_approval(&host, &mut ledger);
+    paths::trusted_paths(&host, &mut ledger);
     report.push(load(&host, &mut ledger));
 
     let records = ledger.settle("the end");

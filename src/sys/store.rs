@@ -345,3 +345,100 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::request::Binding;
+    use crate::deploy::{Asker, Form, root_plan};
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A store with one request in it, under a root-owned 0755 directory; `None` when not
+    /// root (the store refuses what root does not own).
+    fn store() -> Option<(tempfile::TempDir, Store, String)> {
+        if !nix::unistd::Uid::effective().is_root() {
+            let required = std::env::var("AGENT_GATE_ROOT").is_ok_and(|v| v == "required");
+            assert!(
+                !required,
+                "the store tests need root, and AGENT_GATE_ROOT=required"
+            );
+            eprintln!("skipped: the approval store tests need root");
+            return None;
+        }
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(base).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let store = Store::open(&dir.path().join("store"), true).unwrap();
+        let policy = crate::rules::parse(
+            "version: 1\nsudo: /usr/bin/sudo\nkeys: {hermes: {may: [deploy]}}\ndeploy: {flake: /etc/nixos, nh: /bin/nh}\n",
+        )
+        .unwrap();
+        let plan = root_plan(&policy, Form::Nh).unwrap();
+        let binding = Binding {
+            flake: "/etc/nixos".into(),
+            flake_lock: "sha256:aa".into(),
+            git_rev: None,
+            tree: "sha256:bb".into(),
+            files: 1,
+        };
+        let asker = Asker {
+            key: "hermes".into(),
+            ..Asker::default()
+        };
+        let request =
+            DeployRequest::file("0a1b2c3d".into(), 0, 60, &asker, None, "nh", &plan, binding);
+        let lock = store.lock().unwrap();
+        store.save(&request, &lock).unwrap();
+        Some((dir, store, request.id))
+    }
+
+    #[test]
+    fn a_record_root_did_not_write_is_not_read() {
+        let Some((dir, store, id)) = store() else {
+            return;
+        };
+        let file = dir.path().join(format!("store/{id}.json"));
+        assert!(store.load(&id).is_ok());
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = store.load(&id).unwrap_err().to_string();
+        assert!(e.contains("has mode 644, not 0600"), "{e}");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        // A symlink to a good record is not the record.
+        fs::rename(&file, dir.path().join("elsewhere.json")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere.json"), &file).unwrap();
+        let e = store.load(&id).unwrap_err().to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        fs::remove_file(&file).unwrap();
+        // A directory (or a FIFO: O_NONBLOCK, no hang) in its place.
+        nix::unistd::mkfifo(&file, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = store.load(&id).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_store_changed_under_its_user_is_noticed_at_the_next_read() {
+        let Some((dir, store, id)) = store() else {
+            return;
+        };
+        let path = dir.path().join("store");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o750)).unwrap();
+        assert!(matches!(store.load(&id), Err(StoreError::Unsafe { .. })));
+        assert!(matches!(store.ids(), Err(StoreError::Unsafe { .. })));
+        assert!(store.lock().is_err());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(store.load(&id).is_ok());
+        // Replaced by another directory, root's and 0700 as well: not the store it opened.
+        fs::rename(&path, dir.path().join("old")).unwrap();
+        fs::create_dir(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::rename(
+            dir.path().join(format!("old/{id}.json")),
+            path.join(format!("{id}.json")),
+        )
+        .unwrap();
+        assert!(matches!(store.load(&id), Err(StoreError::Gone { .. })));
+        fs::remove_dir_all(&path).unwrap();
+        assert!(matches!(store.load(&id), Err(StoreError::Gone { .. })));
+    }
+}

@@ -20,6 +20,7 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,9 @@ struct Desk {
     /// Every audit record received and not yet taken, read as it comes (a syslog socket
     /// that nobody reads blocks its writers once its queue is full).
     audit: Arc<Mutex<Vec<String>>>,
+    /// Set to make the listener close the audit socket (`close_audit`).
+    closing: Arc<AtomicBool>,
+    listener: Option<std::thread::JoinHandle<()>>,
 }
 
 const REV: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -40,9 +44,8 @@ fn script(path: &Path, text: &str) {
 impl Desk {
     /// Requests expire after `expire` seconds; the agent's session waits `wait`.
     fn new(expire: u64, wait: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = world::trusted_tempdir();
         let p = dir.path();
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
         let d = p.display().to_string();
         // sudo as the test runs it: drop `-n --`, run the command as the caller (root).
         script(
@@ -97,11 +100,22 @@ deploy:
         );
         std::fs::write(p.join("rules.yaml"), rules).unwrap();
         let socket = UnixDatagram::bind(p.join("log.sock")).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let audit = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&audit);
-        std::thread::spawn(move || {
+        let closing = Arc::new(AtomicBool::new(false));
+        let closed = Arc::clone(&closing);
+        let listener = std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
-            while let Ok(n) = socket.recv(&mut buf) {
+            while !closed.load(Ordering::SeqCst) {
+                let n = match socket.recv(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                    Err(_) => break,
+                };
                 let line = String::from_utf8_lossy(&buf[..n]).into_owned();
                 let message = line
                     .split_once("]: ")
@@ -109,7 +123,21 @@ deploy:
                 sink.lock().unwrap().push(message);
             }
         });
-        Self { dir, audit }
+        Self {
+            dir,
+            audit,
+            closing,
+            listener: Some(listener),
+        }
+    }
+
+    /// Close the audit socket: a writer that connected before now gets an error, and a new
+    /// one cannot connect.
+    fn close_audit(&mut self) {
+        self.closing.store(true, Ordering::SeqCst);
+        if let Some(listener) = self.listener.take() {
+            listener.join().unwrap();
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -592,4 +620,279 @@ fn the_operator_confirms_before_approving() {
     let yes = approve("y\n");
     assert_eq!(yes.status.code(), Some(0), "{}", stderr(&yes));
     assert_eq!(desk.stored(&id)["state"], "approved");
+}
+
+/// The session's exit code, once it ends; it must end within 20 s (then it is killed and the
+/// test fails): a session that goes on waiting has not noticed.
+fn ends_within_20s(session: &mut Child) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = session.try_wait().unwrap() {
+            return status.code();
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = session.kill();
+            let _ = session.wait();
+            panic!("the waiting session did not notice within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The audit record of `event`, among those written so far.
+fn record_of(desk: &Desk, event: &str) -> String {
+    let records = desk.records();
+    records
+        .iter()
+        .find(|r| field(r, "event").as_deref() == Some(event))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {event} record in {records:#?}"))
+}
+
+#[test]
+fn a_forged_approval_swapped_in_while_waiting_is_refused_and_audited() {
+    need_root!();
+    let desk = Desk::new(1800, 60);
+    let (mut session, mut err, told) = desk.waiting("nh os switch");
+    let id = request_id(&told);
+    let file = desk.path(&format!("store/{id}.json"));
+    // What another user wrote: the real record, approved, with its checksum recomputed.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut forged = agent_gate::deploy::request::DeployRequest::from_json(&text, &id).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    forged.approve("mallory", now, 600);
+    let tmp = desk.path(&format!("store/.{id}.forged"));
+    std::fs::write(&tmp, forged.to_json()).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    nix::unistd::chown(&tmp, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+
+    assert_eq!(ends_within_20s(&mut session), Some(77));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(
+        rest.contains(&format!("request {id} can no longer be used"))
+            && rest.contains("owned by uid 65534, not root"),
+        "{rest}"
+    );
+    assert_eq!(desk.ran("nh"), None, "a forged approval deploys nothing");
+    let refused = record_of(&desk, "approval-refused");
+    assert_eq!(field(&refused, "request"), Some(id.clone()));
+    assert!(
+        refused.contains("owned by uid 65534"),
+        "the reason is in the record: {refused}"
+    );
+    // Nor does the operator see it as a request.
+    let pending = desk.operator(&["pending"]);
+    assert!(
+        stderr(&pending).contains("owned by uid 65534"),
+        "{}",
+        stderr(&pending)
+    );
+}
+
+#[test]
+fn a_store_made_world_writable_while_waiting_ends_the_wait_audited() {
+    need_root!();
+    let desk = Desk::new(1800, 60);
+    let (mut session, mut err, told) = desk.waiting("nh os switch");
+    let id = request_id(&told);
+    let store = desk.path("store");
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(ends_within_20s(&mut session), Some(78));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(rest.contains("mode 777"), "{rest}");
+    let refused = record_of(&desk, "approval-refused");
+    assert_eq!(field(&refused, "request"), Some(id.clone()));
+    assert!(refused.contains("mode 777"), "{refused}");
+    // Nobody decides in a store others can write.
+    let approve = desk.approve(&id);
+    assert_eq!(approve.status.code(), Some(78), "{}", stderr(&approve));
+    assert!(
+        stderr(&approve).contains("mode 777"),
+        "{}",
+        stderr(&approve)
+    );
+    assert_eq!(desk.stored(&id)["state"], "pending");
+    assert_eq!(desk.ran("nh"), None);
+}
+
+#[test]
+fn a_store_or_record_deleted_while_waiting_is_audited_as_lost() {
+    need_root!();
+    let desk = Desk::new(1800, 60);
+    // The request's record alone.
+    let (mut session, _err, told) = desk.waiting("nh os switch");
+    let id = request_id(&told);
+    std::fs::remove_file(desk.path(&format!("store/{id}.json"))).unwrap();
+    assert_eq!(ends_within_20s(&mut session), Some(77));
+    let lost = record_of(&desk, "request-lost");
+    assert_eq!(field(&lost, "request"), Some(id.clone()));
+    assert!(lost.contains(&format!("no request `{id}`")), "{lost}");
+
+    // The whole store.
+    let (mut session, mut err, told) = desk.waiting("nh os switch");
+    let id = request_id(&told);
+    std::fs::remove_dir_all(desk.path("store")).unwrap();
+    assert_eq!(ends_within_20s(&mut session), Some(78));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(rest.contains("is gone"), "{rest}");
+    let lost = record_of(&desk, "request-lost");
+    assert_eq!(field(&lost, "request"), Some(id.clone()));
+    assert!(lost.contains("is gone"), "{lost}");
+    assert_eq!(desk.ran("nh"), None);
+}
+
+#[test]
+fn an_approval_the_audit_log_cannot_hear_changes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    need_root!();
+    let mut desk = Desk::new(1800, 0);
+    let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    let file = desk.path(&format!("store/{id}.json"));
+    // Inode numbers are reused at once: the file's identity is its inode and its times.
+    let identity = |m: std::fs::Metadata| (m.ino(), m.mtime(), m.mtime_nsec(), m.ctime_nsec());
+    let before = std::fs::read(&file).unwrap();
+    let was = identity(std::fs::metadata(&file).unwrap());
+    // The operator is asked to confirm; meanwhile the audit log goes away.
+    let mut approve = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+        .args(["approve", &id, "--rules", &desk.rules()])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut shown = Vec::new();
+    let mut stdout_pipe = approve.stdout.take().unwrap();
+    while !String::from_utf8_lossy(&shown).contains("[y/N] ") {
+        let mut byte = [0u8; 1];
+        let n = std::io::Read::read(&mut stdout_pipe, &mut byte).unwrap();
+        assert_ne!(n, 0, "no prompt: {}", String::from_utf8_lossy(&shown));
+        shown.push(byte[0]);
+    }
+    desk.close_audit();
+    approve.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let out = approve.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the record as it was"
+    );
+    assert_eq!(
+        identity(std::fs::metadata(&file).unwrap()),
+        was,
+        "never rewritten, not even for a moment"
+    );
+    assert!(
+        stderr(&out).contains("cannot be written") && stderr(&out).contains("still pending"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn every_printed_operator_command_works_as_printed() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let rules = desk.rules();
+    let out = desk.ask("hermes", "nh os switch");
+    let told = stderr(&out);
+    let id = request_id(&told);
+    // The rules are not at the default path: every printed command names them.
+    let approve = format!("agent-gate approve {id} --rules {rules}");
+    let deny = format!("agent-gate deny {id} --rules {rules} --reason ...");
+    assert!(
+        told.contains(&format!("`{approve}` (or `{deny}`)")),
+        "{told}"
+    );
+    let notice: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(desk.path("notify.json")).unwrap()).unwrap();
+    assert_eq!(notice["approve"], approve.as_str());
+    assert_eq!(
+        notice["deny"],
+        format!("agent-gate deny {id} --rules {rules} --reason TEXT").as_str()
+    );
+    let listing = stdout(&desk.operator(&["pending"]));
+    assert!(
+        listing.contains(&format!("decide        {approve}   or   {deny}")),
+        "{listing}"
+    );
+    let missing = desk.operator(&["approve", "0000abcd", "--yes"]);
+    assert!(
+        stderr(&missing).contains(&format!("(see `agent-gate pending --rules {rules}`)")),
+        "{}",
+        stderr(&missing)
+    );
+    // Run as printed (the words are plain here; quoting is unit-tested in src/deploy).
+    let words: Vec<&str> = approve.split_whitespace().collect();
+    assert_eq!(words[0], "agent-gate");
+    let done = Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+        .args(&words[1..])
+        .arg("--yes")
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert_eq!(desk.stored(&id)["state"], "approved");
+}
+
+#[test]
+fn a_failing_notify_program_is_recorded_with_what_it_said() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    script(
+        &desk.path("notify"),
+        "#!/bin/sh\ncat > /dev/null\nprintf 'webhook: 401 \\033[31mdenied\\n' >&2\nfor n in 2 3 4 5 6 7; do echo \"line $n\" >&2; done\nexit 3\n",
+    );
+    let out = desk.ask("hermes", "nh os switch");
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    let told = stderr(&out);
+    assert!(
+        told.contains("notification could not be sent") && !told.contains("webhook"),
+        "the agent is told it failed, not what the operator's program said: {told}"
+    );
+    let failed = record_of(&desk, "notify-failed");
+    assert!(failed.contains("ended with exit status: 3"), "{failed}");
+    assert!(
+        failed.contains(
+            r#"stderr="webhook: 401 \x1b[31mdenied\x0aline 2\x0aline 3\x0aline 4\x0aline 5""#
+        ),
+        "the first five lines, escaped: {failed}"
+    );
+    assert!(!failed.contains("line 6"), "{failed}");
+}
+
+#[test]
+fn a_flake_others_can_write_is_neither_filed_nor_approved() {
+    need_root!();
+    let desk = Desk::new(1800, 0);
+    let flake = desk.path("flake");
+    let id = request_id(&stderr(&desk.ask("hermes", "nh os switch")));
+    let _ = desk.records();
+    std::fs::set_permissions(&flake, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let why = format!("the flake {} has mode 775", flake.display());
+    // Not approved: what would run is not what only root can change.
+    let approve = desk.approve(&id);
+    assert_eq!(approve.status.code(), Some(77), "{}", stderr(&approve));
+    assert!(stderr(&approve).contains(&why), "{}", stderr(&approve));
+    assert_eq!(desk.stored(&id)["state"], "pending");
+    // Not filed: the step refuses, and the record says why.
+    let out = desk.ask("hermes", "nh os switch");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&why) && stderr(&out).contains("`chmod go-w "),
+        "{}",
+        stderr(&out)
+    );
+    let error = record_of(&desk, "config-error");
+    assert!(error.contains(&why), "{error}");
+    assert_eq!(desk.ran("nh"), None);
 }

@@ -533,3 +533,88 @@ fn a_forced_command_without_a_label_uses_the_pinned_key() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("what key `pinned` may run"));
     assert!(w.record().1.contains("key=\"pinned\""));
 }
+
+/// The rules at `rules` refuse everything (exit 78, a `config-error` record saying `why`).
+fn refused_by_the_walk(w: &World, rules: &std::path::Path, why: &str) {
+    let out = w.gate_with_rules(rules, "docker ps").output().unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}: {out:?}", rules.display());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration is broken"));
+    let (_, rec) = w.record();
+    assert!(
+        rec.contains("event=\"config-error\"") && rec.contains(why),
+        "{why} in {rec}"
+    );
+    assert!(w.ran("docker").is_none(), "nothing ran");
+}
+
+#[test]
+fn rules_reached_through_a_directory_others_can_write_refuse_everything() {
+    need_root!();
+    let w = World::new();
+    let rules = std::fs::read(w.path("rules.yaml")).unwrap();
+    for (dir, mode) in [("open", 0o777), ("sticky", 0o1777), ("group", 0o775)] {
+        let d = w.path(dir);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("rules.yaml"), &rules).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
+        let why = format!(
+            "{} has mode {mode:o}, which lets others than root write it",
+            d.display()
+        );
+        refused_by_the_walk(&w, &d.join("rules.yaml"), &why);
+    }
+    // A directory on the way owned by someone else.
+    let theirs = w.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("rules.yaml"), &rules).unwrap();
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    refused_by_the_walk(
+        &w,
+        &theirs.join("rules.yaml"),
+        &format!("`chown root {}`", theirs.display()),
+    );
+}
+
+#[test]
+fn rules_reached_through_a_symlink_count_only_where_the_target_passes_too() {
+    need_root!();
+    let w = World::new();
+    // Into a world-writable directory: the file there could be swapped at any time.
+    let open = w.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::copy(w.path("rules.yaml"), open.join("rules.yaml")).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(open.join("rules.yaml"), w.path("via-open.yaml")).unwrap();
+    refused_by_the_walk(
+        &w,
+        &w.path("via-open.yaml"),
+        &format!("{} has mode 777", open.display()),
+    );
+    // To the good file (relative, through `..`): accepted, and the rules are the target's.
+    std::fs::create_dir(w.path("etc")).unwrap();
+    std::os::unix::fs::symlink("../rules.yaml", w.path("etc/rules.yaml")).unwrap();
+    let out = w
+        .gate_with_rules(&w.path("etc/rules.yaml"), "docker ps")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(w.ran("docker").is_some());
+}
+
+#[test]
+fn a_docker_config_directory_others_can_write_refuses_everything() {
+    need_root!();
+    let w = World::new();
+    let config = w.path("docker-config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused_by_the_walk(
+        &w,
+        &w.path("rules.yaml"),
+        &format!(
+            "the docker config directory (docker.config) {} has mode 777",
+            config.display()
+        ),
+    );
+    std::fs::remove_dir(&config).unwrap();
+    refused_by_the_walk(&w, &w.path("rules.yaml"), "does not exist");
+}

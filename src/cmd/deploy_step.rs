@@ -9,6 +9,11 @@
 //! and without the lock it waits, within `wait_seconds`, for a human to decide, telling the
 //! agent how long it has waited. An approval is checked once more against the flake just
 //! before it is consumed, so a flake that changed after the approval does not deploy.
+//!
+//! Every read of the store checks it again (`sys::store`): a store that is no longer root's
+//! alone, a record that root did not write, a store or record that vanished while the session
+//! waited, each ends the session with a refusal that the audit log records first
+//! (`approval-refused`, `request-lost`).
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -17,15 +22,15 @@ use std::time::{Duration, Instant};
 
 use super::exit::{EXIT_ASK, EXIT_CONFIG, EXIT_NOT_STARTED, EXIT_REFUSED, EXIT_SIGNALLED};
 use super::say;
-use crate::audit::{Origin, rfc3339};
+use crate::audit::{AuditRecord, Origin, rfc3339};
 use crate::cli::DeployStep;
 use crate::deploy::request::{self, Binding, DeployRequest, State, command_line};
-use crate::deploy::{Asker, Form, root_plan};
+use crate::deploy::{Asker, Form, operator_command, root_plan};
 use crate::plan::ExecPlan;
 use crate::policy::{DeployPolicy, Policy};
 use crate::sys::exec::{self, Interrupts};
 use crate::sys::host::{self, unix_now};
-use crate::sys::store::{Locked, Store};
+use crate::sys::store::{Locked, Store, StoreError};
 use crate::sys::{flake, load, syslog::Syslog};
 
 /// How often a waiting step looks at its request: an approval is seen within this.
@@ -53,6 +58,8 @@ struct Ctx<'a> {
     origin: Origin,
     audit: Syslog,
     store: Store,
+    /// The rules path the step read: printed operator commands name it.
+    rules: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -67,19 +74,75 @@ impl Ctx<'_> {
             .map_err(|m| refused(format!("refused: {m}")))
     }
 
-    fn binding(&self) -> Step<Binding> {
-        flake::bind(Path::new(&self.deploy.flake)).map_err(|e| refused(format!("refused: {e}")))
+    /// The store, or the request's record in it, can no longer be trusted or is gone: the
+    /// audit log says so (with the request as it was filed), then the session refuses.
+    fn untrusted(&mut self, r: &DeployRequest, e: &StoreError) -> Stop {
+        let (event, code) = match e {
+            StoreError::Gone { .. } => ("request-lost", EXIT_CONFIG),
+            StoreError::NoSuchRequest(_) => ("request-lost", EXIT_REFUSED),
+            StoreError::Unsafe { .. } | StoreError::Io { .. } => ("approval-refused", EXIT_CONFIG),
+            StoreError::Untrusted { .. } | StoreError::Damaged { .. } => {
+                ("approval-refused", EXIT_REFUSED)
+            }
+        };
+        let reason = e.to_string();
+        let logged = self.record(event, r, &[("reason", reason.clone())]);
+        let mut message = format!(
+            "refused: request {} can no longer be used: {reason}. Nothing ran; the operator has to look at the approval store",
+            r.id
+        );
+        if logged.is_err() {
+            message.push_str(" (and the audit log could not be written)");
+        }
+        Stop(code, message)
     }
 
-    fn lock(&self) -> Step<Locked> {
-        self.store
-            .lock()
-            .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))
+    /// The store itself cannot be used, before any request is at hand: a `config-error` record.
+    fn broken_store(&mut self, e: &StoreError) -> Stop {
+        broken_store(&mut self.audit, &mut self.origin, e)
+    }
+
+    /// The flake as it is now; a flake that cannot be bound (one the path walk refuses, one
+    /// without a lock) is a broken install, and its `config-error` record says why.
+    fn binding(&mut self) -> Step<Binding> {
+        flake::bind(Path::new(&self.deploy.flake)).map_err(|e| {
+            let message = format!("refused: {e}");
+            self.origin.time = host::now();
+            let record = AuditRecord::config_error(&self.origin, "deploy-step", &message);
+            let _ = self.audit.write(&record);
+            refused(message)
+        })
+    }
+
+    fn lock(&mut self) -> Step<Locked> {
+        match self.store.lock() {
+            Ok(lock) => Ok(lock),
+            Err(e) => Err(self.broken_store(&e)),
+        }
+    }
+
+    /// The lock, for the waited-for request `r`: a store that went wrong meanwhile is
+    /// recorded against it.
+    fn lock_for(&mut self, r: &DeployRequest) -> Step<Locked> {
+        match self.store.lock() {
+            Ok(lock) => Ok(lock),
+            Err(e) => Err(self.untrusted(r, &e)),
+        }
     }
 
     fn expire_seconds(&self) -> u64 {
         self.deploy.approval.expire.as_secs()
     }
+}
+
+fn broken_store(audit: &mut Syslog, origin: &mut Origin, e: &StoreError) -> Stop {
+    origin.time = host::now();
+    let mut message = format!("refused: {e}; the operator has to fix it");
+    let record = AuditRecord::config_error(origin, "deploy-step", &message);
+    if audit.write(&record).is_err() {
+        message.push_str(" (and the audit log could not be written)");
+    }
+    Stop(EXIT_CONFIG, message)
 }
 
 pub fn run(args: &DeployStep, err: &mut dyn Write) -> i32 {
@@ -98,7 +161,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
             "refused: the deploy step runs as root, started by the gateway through sudo; nothing was filed",
         ));
     }
-    let policy = load::policy(&args.rules, true).map_err(|e| {
+    let policy = load::deploy_policy(&args.rules).map_err(|e| {
         Stop(
             EXIT_CONFIG,
             format!(
@@ -138,23 +201,19 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
         client: args.client,
         fingerprint: args.fingerprint.clone(),
     };
-    let origin = host::origin(
+    let mut origin = host::origin(
         &asker.key,
         asker.fingerprint.clone(),
         asker.client,
         &policy.digest,
     );
-    let audit = Syslog::connect(&policy.audit.socket, policy.audit.format).map_err(|e| {
+    let mut audit = Syslog::connect(&policy.audit.socket, policy.audit.format).map_err(|e| {
         refused(format!(
             "refused: the audit log cannot be written ({e}); nothing about a deploy happens without its record"
         ))
     })?;
-    let store = Store::open(&deploy.approval.store, true).map_err(|e| {
-        Stop(
-            EXIT_CONFIG,
-            format!("refused: {e}; the operator has to fix it"),
-        )
-    })?;
+    let store = Store::open(&deploy.approval.store, true)
+        .map_err(|e| broken_store(&mut audit, &mut origin, &e))?;
     let mut ctx = Ctx {
         deploy,
         policy: &policy,
@@ -163,6 +222,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
         origin,
         audit,
         store,
+        rules: &args.rules,
     };
     let binding = ctx.binding()?;
     let digest = request::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
@@ -211,14 +271,20 @@ fn find_or_file(ctx: &mut Ctx, binding: Binding, digest: &str, form: Form) -> St
             audit.write_request(origin, "expired", r, &[])
         })
         .map_err(|m| refused(format!("refused: {m}")))?;
-    let ids = ctx
-        .store
-        .ids()
-        .map_err(|e| Stop(EXIT_CONFIG, e.to_string()))?;
+    let ids = match ctx.store.ids() {
+        Ok(ids) => ids,
+        Err(e) => return Err(ctx.broken_store(&e)),
+    };
     let mut open = None;
     for id in ids {
-        let Ok(request) = ctx.store.load(&id) else {
-            continue;
+        // A record root did not write, or a damaged one, is never used; a store that went
+        // wrong since the listing ends the step.
+        let request = match ctx.store.load(&id) {
+            Ok(request) => request,
+            Err(e @ (StoreError::Unsafe { .. } | StoreError::Gone { .. })) => {
+                return Err(ctx.broken_store(&e));
+            }
+            Err(_) => continue,
         };
         if request.runs(digest, &ctx.asker.key, now) {
             let request = consume(ctx, &lock, request, now)?;
@@ -304,10 +370,11 @@ fn tell_filed(ctx: &Ctx, r: &DeployRequest, new: bool, err: &mut dyn Write) {
     say(
         err,
         &format!(
-            "a human must approve it: as root on {}, `agent-gate approve {id}` (or `agent-gate deny {id} --reason ...`). It expires at {}.",
+            "a human must approve it: as root on {}, `{}` (or `{}`). It expires at {}.",
             ctx.origin.host,
+            operator_command(ctx.rules, &["approve", &r.id], ""),
+            operator_command(ctx.rules, &["deny", &r.id], "--reason ..."),
             rfc3339(r.expires_at, 0),
-            id = r.id
         ),
     );
 }
@@ -330,19 +397,25 @@ fn notify(ctx: &mut Ctx, request: &DeployRequest, err: &mut dyn Write) {
     let Some((program, args)) = argv.split_first() else {
         return;
     };
-    let input = request.notice(&ctx.origin.host).to_string();
-    if let Err(why) = exec::feed(
+    let input = request.notice(&ctx.origin.host, ctx.rules).to_string();
+    if let Err(failed) = exec::feed(
         program,
         args,
         &ctx.policy.defaults.path,
         &input,
         NOTIFY_TIMEOUT,
     ) {
-        let _ = ctx.record("notify-failed", request, &[("reason", why.clone())]);
+        // What the program said goes to the record only: it is the operator's, not the agent's.
+        let mut extra = vec![("reason", failed.reason.clone())];
+        if !failed.stderr.is_empty() {
+            extra.push(("stderr", failed.stderr));
+        }
+        let _ = ctx.record("notify-failed", request, &extra);
         say(
             err,
             &format!(
-                "(the operator's notification could not be sent: {why}; the request stands, but nobody may know of it)"
+                "(the operator's notification could not be sent: {}; the request stands, but nobody may know of it)",
+                failed.reason
             ),
         );
     }
@@ -377,14 +450,14 @@ fn wait(ctx: &mut Ctx, request: DeployRequest, err: &mut dyn Write) -> Step<i32>
             return Ok(EXIT_SIGNALLED + sig as i32);
         }
         let now = unix_now();
-        let current = ctx
-            .store
-            .load(&id)
-            .map_err(|e| refused(format!("refused: request {id} can no longer be used: {e}")))?;
+        let current = match ctx.store.load(&id) {
+            Ok(current) => current,
+            Err(e) => return Err(ctx.untrusted(&request, &e)),
+        };
         match current.state {
             State::Approved => {
                 drop(interrupts);
-                return run_approved(ctx, &id, err);
+                return run_approved(ctx, &current, err);
             }
             State::Denied => {
                 return Err(refused(format!(
@@ -394,7 +467,7 @@ fn wait(ctx: &mut Ctx, request: DeployRequest, err: &mut dyn Write) -> Step<i32>
                 )));
             }
             State::Pending if current.is_expired(now) => {
-                let lock = ctx.lock()?;
+                let lock = ctx.lock_for(&request)?;
                 if let Ok(mut r) = ctx.store.load(&id)
                     && r.is_expired(now)
                 {
@@ -459,15 +532,16 @@ fn minutes(d: Duration) -> String {
 
 /// The waited-for request was approved: check it against the flake as it is now, consume it
 /// under the lock, and run.
-fn run_approved(ctx: &mut Ctx, id: &str, err: &mut dyn Write) -> Step<i32> {
+fn run_approved(ctx: &mut Ctx, seen: &DeployRequest, err: &mut dyn Write) -> Step<i32> {
+    let id = seen.id.as_str();
     let binding = ctx.binding()?;
     let live = request::digest(ctx.plan.argv(), ctx.plan.env(), &binding);
-    let lock = ctx.lock()?;
+    let lock = ctx.lock_for(seen)?;
     let now = unix_now();
-    let request = ctx
-        .store
-        .load(id)
-        .map_err(|e| refused(format!("refused: request {id} can no longer be used: {e}")))?;
+    let request = match ctx.store.load(id) {
+        Ok(request) => request,
+        Err(e) => return Err(ctx.untrusted(seen, &e)),
+    };
     if !request.runs(&live, &ctx.asker.key, now) {
         let why = if request.digest != live {
             format!(
@@ -537,7 +611,7 @@ pub fn status(args: &crate::cli::DeployStatus, out: &mut dyn Write, err: &mut dy
         if !request::valid_id(&args.id) {
             return Err(refused("refused: that is not a request id"));
         }
-        let policy = load::policy(&args.rules, true)
+        let policy = load::deploy_policy(&args.rules)
             .map_err(|e| Stop(EXIT_CONFIG, format!("refused: {e}")))?;
         let deploy = policy
             .deploy

@@ -4,16 +4,17 @@
 //! the fingerprint) cannot move the cursor, recolour, reorder or hide anything.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::exit::{EXIT_CONFIG, EXIT_REFUSED};
 use crate::audit::{Origin, rfc3339};
 use crate::cli::{Approve, Deny, Pending};
+use crate::deploy::operator_command;
 use crate::deploy::request::{DeployRequest, State, command_line};
 use crate::escape::{for_terminal, one_line};
 use crate::policy::{ApprovalPolicy, Policy};
 use crate::sys::host::{self, operator_name, unix_now};
-use crate::sys::store::Store;
+use crate::sys::store::{Store, StoreError};
 use crate::sys::{flake, syslog::Syslog};
 
 fn print(out: &mut dyn Write, text: &str) {
@@ -21,6 +22,8 @@ fn print(out: &mut dyn Write, text: &str) {
 }
 
 struct Desk {
+    /// The rules path as the operator gave it: the commands this desk prints name it.
+    rules: PathBuf,
     policy: Policy,
     store: Store,
     audit: Syslog,
@@ -30,6 +33,21 @@ struct Desk {
 impl Desk {
     fn approval(&self) -> Option<&ApprovalPolicy> {
         self.policy.deploy.as_ref().map(|d| &d.approval)
+    }
+
+    /// An operator command as it works on this host (with `--rules` when not the default).
+    fn command(&self, words: &[&str], tail: &str) -> String {
+        operator_command(&self.rules, words, tail)
+    }
+
+    /// One request, or why not (a missing one with the command that lists them).
+    fn load(&self, id: &str) -> Result<DeployRequest, (i32, String)> {
+        self.store.load(id).map_err(|e| match e {
+            StoreError::NoSuchRequest(_) => {
+                refuse(format!("{e} (see `{}`)", self.command(&["pending"], "")))
+            }
+            e => refuse(e),
+        })
     }
 }
 
@@ -44,7 +62,7 @@ fn open(rules: &Path, what: &str) -> Result<Desk, (i32, String)> {
         ));
     }
     // As forced mode reads them: root-owned, writable by root alone.
-    let policy = crate::sys::load::policy(rules, true).map_err(config)?;
+    let policy = crate::sys::load::deploy_policy(rules).map_err(config)?;
     let Some(deploy) = &policy.deploy else {
         return Err((
             EXIT_CONFIG,
@@ -62,6 +80,7 @@ fn open(rules: &Path, what: &str) -> Result<Desk, (i32, String)> {
     })?;
     let origin = host::origin("-", None, None, &policy.digest);
     Ok(Desk {
+        rules: rules.to_path_buf(),
         policy,
         store,
         audit,
@@ -192,7 +211,16 @@ pub fn pending(args: &Pending, out: &mut dyn Write, err: &mut dyn Write) -> i32 
                     if args.json {
                         let _ = writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default());
                     } else {
-                        print(out, &format!("{}\n", show(&r, now)));
+                        let mut shown = show(&r, now);
+                        if r.state == State::Pending {
+                            shown.push_str(&format!(
+                                "\n  {:<13} {}   or   {}",
+                                "decide",
+                                desk.command(&["approve", &r.id], ""),
+                                desk.command(&["deny", &r.id], "--reason ...")
+                            ));
+                        }
+                        print(out, &format!("{shown}\n"));
                     }
                 }
                 Ok(_) => {}
@@ -222,7 +250,7 @@ pub fn approve(
             .approval()
             .map(|a| a.expire.as_secs())
             .ok_or_else(|| config("no deploy section"))?;
-        let shown = desk.store.load(&args.id).map_err(refuse)?;
+        let shown = desk.load(&args.id)?;
         if shown.state != State::Pending {
             return Err(refuse(format!(
                 "request {} is {}, not pending: nothing to approve",
@@ -235,8 +263,9 @@ pub fn approve(
             .map_err(|e| refuse(format!("the flake cannot be bound now: {e}")))?;
         if bound != shown.binding {
             return Err(refuse(format!(
-                "the flake changed since request {id} was filed, so approving it would approve something else; deny it (`agent-gate deny {id} --reason ...`) and let the agent ask again",
-                id = shown.id
+                "the flake changed since request {} was filed, so approving it would approve something else; deny it (`{}`) and let the agent ask again",
+                shown.id,
+                desk.command(&["deny", &shown.id], "--reason ...")
             )));
         }
         print(out, &show(&shown, unix_now()));
@@ -256,26 +285,39 @@ pub fn approve(
         }
         let lock = desk.store.lock().map_err(config)?;
         // Decide exactly what was shown: the record may not have changed meanwhile.
-        let mut request = desk.store.load(&args.id).map_err(refuse)?;
+        let mut request = desk.load(&args.id)?;
         if request != shown || request.is_expired(unix_now()) {
             return Err(refuse(format!(
-                "request {} changed while you read it (it is {} now); look again with `agent-gate pending`",
+                "request {} changed while you read it (it is {} now); look again with `{}`",
                 request.id,
-                request.state.word()
+                request.state.word(),
+                desk.command(&["pending"], "")
             )));
         }
         let by = operator_name();
-        let pending_until = request.expires_at;
         request.approve(&by, unix_now(), expire);
-        desk.store.save(&request, &lock).map_err(config)?;
+        // The audit log hears of the approval before the file says so: a waiting session can
+        // act on nothing the log never saw. No record, no approval.
         let extra = [("by", by.clone())];
-        if let Err(m) = desk
-            .audit
+        desk.audit
             .write_request(&mut desk.origin, "approved", &request, &extra)
-        {
-            request.revert_to_pending(pending_until);
-            let _ = desk.store.save(&request, &lock);
-            return Err(refuse(format!("{m}; the request is pending again")));
+            .map_err(|m| {
+                refuse(format!(
+                    "{m}; request {} is still pending, unchanged",
+                    request.id
+                ))
+            })?;
+        if let Err(e) = desk.store.save(&request, &lock) {
+            let _ = desk.audit.write_request(
+                &mut desk.origin,
+                "approve-failed",
+                &request,
+                &[("reason", e.to_string())],
+            );
+            return Err(config(format!(
+                "{e}; the approval was logged but not stored, so request {} is still pending",
+                request.id
+            )));
         }
         print(
             out,
@@ -293,7 +335,7 @@ pub fn approve(
 pub fn deny(args: &Deny, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     with_desk(&args.rules, "deny", err, |desk| {
         let lock = desk.store.lock().map_err(config)?;
-        let mut request = desk.store.load(&args.id).map_err(refuse)?;
+        let mut request = desk.load(&args.id)?;
         if !request.state.is_open() {
             return Err(refuse(format!(
                 "request {} is {}: nothing to deny",
@@ -302,16 +344,23 @@ pub fn deny(args: &Deny, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             )));
         }
         let by = operator_name();
-        let before = request.clone();
         request.deny(&by, unix_now(), &args.reason);
-        desk.store.save(&request, &lock).map_err(config)?;
+        // Logged first, as an approval is: the file never holds a decision the log lacks.
         let extra = [("by", by.clone()), ("reason", args.reason.clone())];
-        if let Err(m) = desk
-            .audit
+        desk.audit
             .write_request(&mut desk.origin, "denied", &request, &extra)
-        {
-            let _ = desk.store.save(&before, &lock);
-            return Err(refuse(format!("{m}; the request is as it was")));
+            .map_err(|m| refuse(format!("{m}; request {} is as it was", request.id)))?;
+        if let Err(e) = desk.store.save(&request, &lock) {
+            let _ = desk.audit.write_request(
+                &mut desk.origin,
+                "deny-failed",
+                &request,
+                &[("reason", e.to_string())],
+            );
+            return Err(config(format!(
+                "{e}; the denial was logged but not stored, so request {} is still open",
+                request.id
+            )));
         }
         print(
             out,

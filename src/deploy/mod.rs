@@ -68,10 +68,59 @@ pub fn root_plan(policy: &Policy, form: Form) -> Option<ExecPlan> {
     ))
 }
 
+/// An operator command as printed for a person to run (to the agent, in the notify JSON, by
+/// `pending`): `agent-gate WORDS...`, then `--rules PATH` when the rules are not at the
+/// default path the operator commands assume, then `tail` (a placeholder such as
+/// `--reason ...`). Every word is quoted for a shell where it needs it, so the command works
+/// as printed.
+pub fn operator_command(rules: &std::path::Path, words: &[&str], tail: &str) -> String {
+    let mut argv: Vec<String> = std::iter::once("agent-gate")
+        .chain(words.iter().copied())
+        .map(String::from)
+        .collect();
+    if rules != std::path::Path::new(crate::cli::DEFAULT_RULES) {
+        argv.push("--rules".to_string());
+        argv.push(rules.to_string_lossy().into_owned());
+    }
+    let mut line = request::command_line(&argv);
+    if !tail.is_empty() {
+        line.push(' ');
+        line.push_str(tail);
+    }
+    line
+}
+
 /// Who asked, as the gateway saw it: passed to the approval step for its records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Asker {
     pub key: String,
     pub client: Option<std::net::IpAddr>,
     pub fingerprint: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operator_command;
+    use std::path::Path;
+
+    #[test]
+    fn printed_operator_commands_name_the_rules_unless_they_are_the_default() {
+        let default = Path::new(crate::cli::DEFAULT_RULES);
+        assert_eq!(
+            operator_command(default, &["approve", "0a1b2c3d"], ""),
+            "agent-gate approve 0a1b2c3d"
+        );
+        assert_eq!(
+            operator_command(
+                Path::new("/srv/gate/rules.yaml"),
+                &["deny", "0a1b2c3d"],
+                "--reason ..."
+            ),
+            "agent-gate deny 0a1b2c3d --rules /srv/gate/rules.yaml --reason ..."
+        );
+        assert_eq!(
+            operator_command(Path::new("/srv/my gate/it's.yaml"), &["pending"], ""),
+            r"agent-gate pending --rules '/srv/my gate/it'\''s.yaml'"
+        );
+    }
 }

@@ -243,15 +243,6 @@ impl DeployRequest {
         self.seal();
     }
 
-    /// Put an approval back to pending: its audit record could not be written.
-    pub fn revert_to_pending(&mut self, expires_at: u64) {
-        self.state = State::Pending;
-        self.decided_by = None;
-        self.decided_at = None;
-        self.expires_at = expires_at;
-        self.seal();
-    }
-
     /// Would this approved request run exactly `digest` for this key now?
     pub fn runs(&self, digest: &str, key: &str, now: u64) -> bool {
         self.state == State::Approved
@@ -260,8 +251,9 @@ impl DeployRequest {
             && self.key == key
     }
 
-    /// The request's fields for a notify program: JSON on its stdin.
-    pub fn notice(&self, host: &str) -> serde_json::Value {
+    /// The request's fields for a notify program: JSON on its stdin, with the operator's
+    /// commands as they work on this host (`rules`: the rules path the step read).
+    pub fn notice(&self, host: &str, rules: &std::path::Path) -> serde_json::Value {
         serde_json::json!({
             "event": "requested",
             "host": host,
@@ -277,8 +269,8 @@ impl DeployRequest {
             "digest": self.digest,
             "filed_at": self.filed_at,
             "expires_at": self.expires_at,
-            "approve": format!("agent-gate approve {}", self.id),
-            "deny": format!("agent-gate deny {} --reason TEXT", self.id),
+            "approve": super::operator_command(rules, &["approve", &self.id], ""),
+            "deny": super::operator_command(rules, &["deny", &self.id], "--reason TEXT"),
         })
     }
 }

@@ -655,16 +655,31 @@ impl Watch<'_> {
     }
 }
 
+/// A fed helper's stderr kept for the audit record: its first lines, this many at most.
+const FEED_STDERR_LINES: usize = 5;
+const FEED_STDERR_BYTES: usize = 1024;
+
+/// Why a fed helper failed, and the first lines it wrote to stderr (bounded, unescaped: the
+/// audit record escapes them).
+#[derive(Debug)]
+pub struct FeedError {
+    pub reason: String,
+    pub stderr: String,
+}
+
 /// Run a helper the rules name (the deploy's notify program) with `input` on its stdin and a
-/// built environment, in its own process group, for at most `timeout`; its output is not read.
+/// built environment, in its own process group, for at most `timeout`; its stdout is not
+/// read, its stderr is drained and its first lines kept for the error.
 pub fn feed(
     program: &str,
     args: &[String],
     path: &str,
     input: &str,
     timeout: Duration,
-) -> Result<(), String> {
-    use std::io::Write;
+) -> Result<(), FeedError> {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let failed = |reason: String, stderr: String| FeedError { reason, stderr };
     let mut child = Command::new(program)
         .args(args)
         .env_clear()
@@ -674,27 +689,63 @@ pub fn feed(
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{program}: {e}"))?;
+        .map_err(|e| failed(format!("{program}: {e}"), String::new()))?;
+    // Read to the end (a helper blocked on a full pipe would only time out), keep the start.
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let (done, finished) = std::sync::mpsc::channel();
+    if let Some(mut pipe) = child.stderr.take() {
+        let kept = Arc::clone(&kept);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = pipe.read(&mut buf) {
+                let Some(read) = buf.get(..n).filter(|r| !r.is_empty()) else {
+                    break;
+                };
+                if let Ok(mut kept) = kept.lock() {
+                    let room = FEED_STDERR_BYTES.saturating_sub(kept.len());
+                    kept.extend_from_slice(read.get(..room.min(n)).unwrap_or_default());
+                }
+            }
+            let _ = done.send(());
+        });
+    }
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
+    // What it said, once it is done (bounded: a leftover process may hold the pipe open).
+    let said = || {
+        let _ = finished.recv_timeout(Duration::from_millis(500));
+        let kept = kept.lock().map(|k| k.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&kept).into_owned();
+        text.lines()
+            .take(FEED_STDERR_LINES)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let started = Instant::now();
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("{program} ended with {status}")),
+            Ok(Some(status)) => {
+                return Err(failed(format!("{program} ended with {status}"), said()));
+            }
             Ok(None) if started.elapsed() >= timeout => {
+                if let Ok(pid) = i32::try_from(child.id())
+                    && pid > 0
+                {
+                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                }
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "{program} did not finish within {}s",
-                    timeout.as_secs()
+                return Err(failed(
+                    format!("{program} did not finish within {}s", timeout.as_secs()),
+                    said(),
                 ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("{program}: {e}")),
+            Err(e) => return Err(failed(format!("{program}: {e}"), said())),
         }
     }
 }

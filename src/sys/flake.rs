@@ -3,6 +3,8 @@
 //! SHA-256 over every path, type, executable bit and content under the flake directory, so an
 //! uncommitted edit changes the digest as surely as a new commit. Symlinks are hashed as their
 //! target text and never followed. Bounded: a flake larger than the limits is refused.
+//! Before anything is read, the flake directory and its flake.lock pass the path walk
+//! (`sys::walk`): a flake that someone other than root can change is not what a human approved.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::walk::{self, Expect};
 use crate::deploy::request::Binding;
 use crate::digest::hex;
 
@@ -23,6 +26,16 @@ const MAX_GIT_FILE: u64 = 16 << 20;
 
 /// Take the flake's binding, or say why the flake cannot be bound.
 pub fn bind(flake: &Path) -> Result<Binding, String> {
+    walk::check(flake, Expect::Dir).map_err(|e| format!("the flake {e}"))?;
+    let lock = flake.join("flake.lock");
+    if lock.exists() {
+        walk::check(&lock, Expect::File).map_err(|e| format!("the flake's lock file {e}"))?;
+    }
+    bind_tree(flake)
+}
+
+/// The binding of a flake that passed the walk.
+fn bind_tree(flake: &Path) -> Result<Binding, String> {
     let shown = flake.display();
     let meta = fs::metadata(flake).map_err(|e| format!("the flake {shown}: {e}"))?;
     if !meta.is_dir() {
@@ -235,21 +248,25 @@ mod tests {
     fn every_change_under_the_flake_changes_the_binding() {
         let dir = flake();
         let p = dir.path();
-        let base = bind(p).unwrap();
-        assert_eq!(base, bind(p).unwrap(), "stable");
+        let base = bind_tree(p).unwrap();
+        assert_eq!(base, bind_tree(p).unwrap(), "stable");
         assert_eq!(base.git_rev, None);
         assert_eq!(base.files, 4);
         fs::write(p.join("hosts/web.nix"), "{ x = 1; }\n").unwrap();
-        let edited = bind(p).unwrap();
+        let edited = bind_tree(p).unwrap();
         assert_ne!(edited.tree, base.tree);
         assert_eq!(edited.flake_lock, base.flake_lock);
         fs::write(p.join("flake.lock"), "{\"version\": 8}\n").unwrap();
-        let relocked = bind(p).unwrap();
+        let relocked = bind_tree(p).unwrap();
         assert_ne!(relocked.flake_lock, edited.flake_lock);
         fs::set_permissions(p.join("flake.nix"), fs::Permissions::from_mode(0o755)).unwrap();
-        assert_ne!(bind(p).unwrap().tree, relocked.tree, "the executable bit");
+        assert_ne!(
+            bind_tree(p).unwrap().tree,
+            relocked.tree,
+            "the executable bit"
+        );
         std::os::unix::fs::symlink("/etc/shadow", p.join("hosts/link")).unwrap();
-        assert_ne!(bind(p).unwrap().tree, relocked.tree, "a new symlink");
+        assert_ne!(bind_tree(p).unwrap().tree, relocked.tree, "a new symlink");
     }
 
     #[test]
@@ -259,35 +276,67 @@ mod tests {
         let rev = "0123456789abcdef0123456789abcdef01234567";
         fs::create_dir_all(p.join(".git/refs/heads")).unwrap();
         fs::write(p.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
-        let unborn = bind(p).unwrap_err();
+        let unborn = bind_tree(p).unwrap_err();
         assert!(unborn.contains("no commit yet"), "{unborn}");
         fs::write(
             p.join(".git/packed-refs"),
             format!("# pack\n{rev} refs/heads/main\n"),
         )
         .unwrap();
-        assert_eq!(bind(p).unwrap().git_rev.as_deref(), Some(rev));
+        assert_eq!(bind_tree(p).unwrap().git_rev.as_deref(), Some(rev));
         let newer = "fedcba9876543210fedcba9876543210fedcba98";
         fs::write(p.join(".git/refs/heads/main"), format!("{newer}\n")).unwrap();
-        let b = bind(p).unwrap();
+        let b = bind_tree(p).unwrap();
         assert_eq!(b.git_rev.as_deref(), Some(newer));
         fs::write(p.join(".git/index"), "changes nothing").unwrap();
         assert_eq!(
-            bind(p).unwrap().tree,
+            bind_tree(p).unwrap().tree,
             b.tree,
             ".git is not part of the tree"
         );
         fs::write(p.join(".git/HEAD"), "ref: refs/../../etc/passwd\n").unwrap();
-        assert!(bind(p).is_err());
+        assert!(bind_tree(p).is_err());
         fs::write(p.join(".git/HEAD"), format!("{rev}\n")).unwrap();
-        assert_eq!(bind(p).unwrap().git_rev.as_deref(), Some(rev), "detached");
+        assert_eq!(
+            bind_tree(p).unwrap().git_rev.as_deref(),
+            Some(rev),
+            "detached"
+        );
     }
 
     #[test]
     fn an_unlocked_flake_cannot_be_bound() {
         let dir = flake();
         fs::remove_file(dir.path().join("flake.lock")).unwrap();
-        assert!(bind(dir.path()).unwrap_err().contains("no flake.lock"));
-        assert!(bind(&dir.path().join("nope")).is_err());
+        assert!(bind_tree(dir.path()).unwrap_err().contains("no flake.lock"));
+        assert!(bind_tree(&dir.path().join("nope")).is_err());
+    }
+
+    #[test]
+    fn a_flake_others_can_write_is_not_bound() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root (a flake root owns, to walk)");
+            return;
+        }
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(base).unwrap();
+        let p = dir.path().join("flake");
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("flake.lock"), "{}\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(bind(&p).is_ok());
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o775)).unwrap();
+        let e = bind(&p).unwrap_err();
+        assert!(
+            e.starts_with("the flake ") && e.contains("`chmod go-w "),
+            "{e}"
+        );
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(p.join("flake.lock"), fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(bind(&p).unwrap_err().contains("lock file"));
+        // Under /tmp (1777): refused whatever the flake's own modes.
+        let tmp = flake();
+        assert!(bind(tmp.path()).unwrap_err().contains("sticky bit"));
     }
 }

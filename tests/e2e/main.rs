@@ -17,6 +17,7 @@
 mod doctor;
 mod faults;
 mod host;
+mod paths;
 mod sudoers;
 
 use std::io::{Read, Write};
@@ -166,6 +167,7 @@ fn end_to_end() {
     faults::sessions_per_label(&host, &mut ledger);
     deploy_approval(&host, &mut ledger);
     doctor::doctor_names_what_is_broken(&host, &mut ledger);
+    paths::trusted_paths(&host, &mut ledger);
     report.push(load(&host, &mut ledger));
 
     let records = ledger.settle("the end");

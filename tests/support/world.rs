@@ -105,11 +105,21 @@ esac
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A temporary directory that forced mode can trust: under the target directory (root 0755
+/// all the way down when the suite runs as root), not /tmp, whose 1777 the path walk refuses.
+pub fn trusted_tempdir() -> tempfile::TempDir {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(base).unwrap();
+    let dir = tempfile::tempdir_in(base).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
 impl World {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = trusted_tempdir();
         let d = dir.path().display().to_string();
+        std::fs::create_dir(dir.path().join("docker-config")).unwrap();
         for name in ["docker", "sudo", "iptables", "sleeper"] {
             stub(dir.path(), name);
         }
@@ -203,19 +213,28 @@ deploy:
 
     /// The gateway as a plain process, for tests that signal it or close its pipes.
     pub fn process(&self, key: &str, command: Option<&str>) -> std::process::Command {
+        self.process_with(&self.path("rules.yaml"), key, command)
+    }
+
+    /// The gateway reading the rules at another path (the path walk's tests).
+    pub fn gate_with_rules(&self, rules: &Path, command: &str) -> Command {
+        Command::from_std(self.process_with(rules, "hermes", Some(command)))
+    }
+
+    fn process_with(
+        &self,
+        rules: &Path,
+        key: &str,
+        command: Option<&str>,
+    ) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("agent-gate"));
-        cmd.args([
-            "--rules",
-            self.path("rules.yaml").to_str().unwrap(),
-            "--key",
-            key,
-        ])
-        .args(["--audit-socket", self.path("log.sock").to_str().unwrap()])
-        .env_remove("SSH_ORIGINAL_COMMAND")
-        .env("SSH_CONNECTION", "203.0.113.9 50022 192.0.2.1 22")
-        // The child must see none of this: its environment is built, not inherited.
-        .env("DOCKER_HOST", "tcp://10.0.0.5:2375")
-        .env("LESSOPEN", "|sh -c id");
+        cmd.args(["--rules", rules.to_str().unwrap(), "--key", key])
+            .args(["--audit-socket", self.path("log.sock").to_str().unwrap()])
+            .env_remove("SSH_ORIGINAL_COMMAND")
+            .env("SSH_CONNECTION", "203.0.113.9 50022 192.0.2.1 22")
+            // The child must see none of this: its environment is built, not inherited.
+            .env("DOCKER_HOST", "tcp://10.0.0.5:2375")
+            .env("LESSOPEN", "|sh -c id");
         if let Some(c) = command {
             cmd.env("SSH_ORIGINAL_COMMAND", c);
         }

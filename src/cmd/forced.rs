@@ -25,7 +25,15 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         inv.client,
         "-",
     );
-    origin.session = inv.cli.forced.session.clone();
+    // One id for every record of this session (an MCP call's is its session's), and the
+    // label of the containers it starts in the foreground.
+    origin.session = Some(
+        inv.cli
+            .forced
+            .session
+            .clone()
+            .unwrap_or_else(host::session_id),
+    );
     origin.call = inv.cli.forced.call;
     let loaded = match &inv.error {
         Some(e) => Err(e.clone()),
@@ -70,7 +78,10 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         origin.key = label.clone();
     }
     // Where the decision rests on the engine's state, the engine is asked (bounded).
-    let (decision, _) = super::decide_with_engine(&policy, &request, true);
+    let (mut decision, _) = super::decide_with_engine(&policy, &request, true);
+    if let (Outcome::Allow(plan), Some(session)) = (&mut decision.outcome, &origin.session) {
+        plan.bind_session(session, origin.call);
+    }
     let record = AuditRecord::decision(&origin, &raw, &decision);
     let audited = Syslog::connect(&socket, policy.audit.format)
         .and_then(|mut sink| sink.write(&record).map(|()| sink));
@@ -183,7 +194,19 @@ fn run_plan(
     let stdout = std::io::stdout();
     let result = exec::run(plan, std::os::fd::AsFd::as_fd(&stdout));
     let (status, code) = match &result {
-        Ok(finished) => (finished.describe(), finished.exit_code()),
+        Ok(finished) => {
+            let mut status = finished.describe();
+            // The gateway ended the docker CLI: the containers it started in the foreground
+            // go too. A command that ended by itself leaves everything as it is.
+            if finished.ended_early()
+                && let Some(containers) = plan.containers()
+            {
+                let removal = exec::remove_containers(containers).describe();
+                say(err, &format!("the gateway ended the command{removal}"));
+                status.push_str(&removal);
+            }
+            (status, finished.exit_code())
+        }
         Err(e) => {
             say(
                 err,

@@ -14,6 +14,7 @@
     clippy::print_stderr
 )]
 
+mod containers;
 mod host;
 
 use std::io::{Read, Write};
@@ -158,6 +159,10 @@ fn end_to_end() {
     channels(&host, &mut ledger);
     login_shell(&host, &mut ledger);
     disconnect_ends_the_command(&host, &mut ledger);
+    report.push(containers::killed_client_leaves_no_container(
+        &host,
+        &mut ledger,
+    ));
     deploy_approval(&host, &mut ledger);
     report.push(load(&host, &mut ledger));
 

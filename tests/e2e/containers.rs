@@ -30,13 +30,58 @@ fn from_image(host: &Host, all: bool) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Returns the report line: how long the container outlived its client.
+/// Returns the report line: how long the containers outlived their clients.
 pub fn killed_client_leaves_no_container(host: &Host, ledger: &mut Ledger) -> String {
+    let plain = foreground(
+        host,
+        ledger,
+        &format!("docker run --network none {IMAGE} sleep 300"),
+    );
+    // With `--rm` the engine removes the container itself once it stops: that races the
+    // gateway's `rm -f`, and must still end as "removed".
+    let rm = foreground(
+        host,
+        ledger,
+        &format!("docker run --rm --network none {IMAGE} sleep 299"),
+    );
+
+    // Detached: the CLI returns at once, the client goes, the container stays, unlabeled.
+    let name = "agent-gate-e2e-kept";
+    let command = format!("docker run -d --name {name} --network none {IMAGE} sleep 300");
+    let out = ssh(host, "hermes", &command);
+    expect(&out, 0, &command);
+    ledger.allowed();
+    let records = ledger.settle("containers: detached");
+    let finish = last_for(&records, &command)
+        .into_iter()
+        .find(|r| field(r, "event") == Some("finish"))
+        .unwrap_or_else(|| panic!("no finish record for {command}"));
+    assert_eq!(field(finish, "status"), Some("exited 0"), "{finish}");
+    let out = host::run(
+        &host.docker,
+        &[
+            "inspect",
+            "--format",
+            &format!("{{{{.State.Running}}}}|{{{{index .Config.Labels \"{SESSION_LABEL}\"}}}}"),
+            name,
+        ],
+    );
+    assert_eq!(text(&out.stdout).trim(), "true|", "the detached container");
+    host::run(&host.docker, &["rm", "-f", name]);
+    format!(
+        "containers: foreground runs' containers removed {:.1} s (plain) and {:.1} s (--rm) after their clients were killed; a detached one kept",
+        plain.as_secs_f64(),
+        rm.as_secs_f64()
+    )
+}
+
+/// A foreground run through the gateway, its client killed: the container must go, and
+/// the records say so. How long it outlived the client.
+fn foreground(host: &Host, ledger: &mut Ledger, command: &str) -> Duration {
     let before = from_image(host, true);
-    let command = format!("docker run --network none {IMAGE} sleep 300");
     let mut client = host
         .ssh("hermes")
-        .arg(&command)
+        .arg(command)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -80,7 +125,7 @@ pub fn killed_client_leaves_no_container(host: &Host, ledger: &mut Ledger) -> St
     );
     ledger.allowed();
     let records = ledger.settle("containers: the client killed");
-    let ours = last_for(&records, &command);
+    let ours = last_for(&records, command);
     let decision = ours
         .iter()
         .find(|r| field(r, "event") == Some("decision"))
@@ -101,32 +146,5 @@ pub fn killed_client_leaves_no_container(host: &Host, ledger: &mut Ledger) -> St
         "{finish}"
     );
     assert_eq!(field(finish, "session"), Some(session.as_str()));
-
-    // Detached: the CLI returns at once, the client goes, the container stays, unlabeled.
-    let name = "agent-gate-e2e-kept";
-    let command = format!("docker run -d --name {name} --network none {IMAGE} sleep 300");
-    let out = ssh(host, "hermes", &command);
-    expect(&out, 0, &command);
-    ledger.allowed();
-    let records = ledger.settle("containers: detached");
-    let finish = last_for(&records, &command)
-        .into_iter()
-        .find(|r| field(r, "event") == Some("finish"))
-        .unwrap_or_else(|| panic!("no finish record for {command}"));
-    assert_eq!(field(finish, "status"), Some("exited 0"), "{finish}");
-    let out = host::run(
-        &host.docker,
-        &[
-            "inspect",
-            "--format",
-            &format!("{{{{.State.Running}}}}|{{{{index .Config.Labels \"{SESSION_LABEL}\"}}}}"),
-            name,
-        ],
-    );
-    assert_eq!(text(&out.stdout).trim(), "true|", "the detached container");
-    host::run(&host.docker, &["rm", "-f", name]);
-    format!(
-        "containers: a foreground run's container removed {:.1} s after its client was killed; a detached one kept",
-        removed_after.as_secs_f64()
-    )
+    removed_after
 }

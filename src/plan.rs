@@ -41,6 +41,8 @@ pub struct ExecPlan {
 /// The label the gateway puts on every container a session starts in the foreground; the
 /// agent can never set a label of the `agent-gate.` namespace (`docker::values::label`).
 pub const SESSION_LABEL: &str = "agent-gate.session";
+/// The session label's value in a plan no session is bound to yet (what `explain` shows).
+pub const UNBOUND_SESSION: &str = "<session>";
 /// With it, in an MCP session: the call, so that one call ending removes only its own.
 pub const CALL_LABEL: &str = "agent-gate.call";
 
@@ -142,10 +144,16 @@ impl ExecPlan {
 
     /// The program starts a container in the foreground whose subcommand is its argument
     /// `subcommand_at` (`run`): the gateway's session label goes right after it, before
-    /// anything the agent wrote, once the edge binds the plan to a session.
+    /// anything the agent wrote. Until the edge binds the plan to a session, the label holds
+    /// a placeholder, so `explain` shows what the gateway adds.
     pub(crate) fn starts_containers(mut self, subcommand_at: usize) -> Self {
-        let program_at = self.program_at();
-        self.label_slot = Some(program_at + 1 + subcommand_at + 1);
+        let at = (self.program_at() + 1 + subcommand_at + 1).min(self.argv.len());
+        let words = [
+            "--label".to_string(),
+            format!("{SESSION_LABEL}={UNBOUND_SESSION}"),
+        ];
+        self.argv.splice(at..at, words);
+        self.label_slot = Some(at);
         self
     }
 
@@ -174,8 +182,10 @@ impl ExecPlan {
         let words = labels
             .iter()
             .flat_map(|label| ["--label".to_string(), label.clone()]);
+        // The placeholder's two words, replaced.
         let at = at.min(self.argv.len());
-        self.argv.splice(at..at, words);
+        let end = (at + 2).min(self.argv.len());
+        self.argv.splice(at..end, words);
         self.containers = Some(SessionContainers {
             docker: self.argv.get(..=program_at).unwrap_or_default().to_vec(),
             env: self.env.clone(),
@@ -367,11 +377,14 @@ mod tests {
         let once = plan.clone();
         plan.bind_session("fedcba9876543210", Some(1));
         assert_eq!(plan, once);
-        // Unbound, as `explain` shows it: no label yet, and nothing to clean up.
+        // Unbound, as `explain` shows it: the label's placeholder, and nothing to clean up.
         let unbound = decided("docker run alpine true");
         let unbound = unbound.plan().unwrap();
         assert!(unbound.awaits_session() && unbound.containers().is_none());
-        assert_eq!(unbound.argv(), words("/usr/bin/docker run alpine true"));
+        assert_eq!(
+            unbound.argv(),
+            words("/usr/bin/docker run --label agent-gate.session=<session> alpine true")
+        );
     }
 
     #[test]

@@ -305,8 +305,14 @@ esac
 
 /// Start a foreground `docker run` through the gateway and wait until its container exists.
 fn start_container(w: &World) -> Child {
+    start_container_with(w, &[])
+}
+
+/// The same, with more gateway flags (an MCP call's `--session ID --call N`).
+fn start_container_with(w: &World, flags: &[&str]) -> Child {
     let mut gate = w
         .process("hermes", Some("docker run example/app:1 sleep 300"))
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -388,6 +394,80 @@ fn a_foreground_container_goes_when_the_gateway_ends_its_command() {
             );
         }
     }
+}
+
+#[test]
+fn a_cancelled_mcp_call_removes_only_its_own_container() {
+    need_root!();
+    let w = docker_world();
+    // The MCP server cancels a call with SIGTERM to that call's gateway.
+    let mut gate = start_container_with(&w, &["--session", "feedfacefeedface", "--call", "3"]);
+    let labels = std::fs::read_to_string(w.path("container")).unwrap();
+    assert_eq!(
+        labels.trim(),
+        "agent-gate.session=feedfacefeedface agent-gate.call=3"
+    );
+    kill(Pid::from_raw(gate.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(exit_code(&mut gate), Some(143));
+    let calls = docker_calls(&w);
+    assert_eq!(
+        calls.get(2).map(String::as_str),
+        Some(
+            "ps -aq --filter label=agent-gate.session=feedfacefeedface --filter label=agent-gate.call=3"
+        ),
+        "{calls:?}"
+    );
+    assert!(!w.path("container").exists());
+    let _decision = w.record();
+    let finish = w.record().1;
+    assert!(
+        finish.contains(&format!("; removed containers {CONTAINER}\"")),
+        "{finish}"
+    );
+    assert_eq!(quoted(&finish, "session"), "feedfacefeedface");
+    assert_eq!(quoted(&finish, "call"), "3");
+
+    // Another call of the same session finds nothing of this one's to remove.
+    let w = docker_world();
+    std::fs::write(
+        w.path("container"),
+        " agent-gate.session=feedfacefeedface agent-gate.call=4\n",
+    )
+    .unwrap();
+    let mut gate = w
+        .process("hermes", Some("docker run example/app:1 sleep 300"))
+        .args(["--session", "feedfacefeedface", "--call", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The stub overwrites `container` with call 5's labels on run; wait for that.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(w.path("container"))
+        .unwrap()
+        .contains("call=5")
+    {
+        assert!(Instant::now() < deadline, "docker run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(
+        w.path("container"),
+        " agent-gate.session=feedfacefeedface agent-gate.call=4\n",
+    )
+    .unwrap();
+    kill(Pid::from_raw(gate.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(exit_code(&mut gate), Some(143));
+    assert!(
+        w.path("container").exists(),
+        "call 5 removed call 4's container"
+    );
+    let _decision = w.record();
+    let finish = w.record().1;
+    assert!(
+        finish.contains("; no container it started was left"),
+        "{finish}"
+    );
 }
 
 #[test]

@@ -731,7 +731,7 @@ impl Removal {
     /// The phrase the finishing record appends to how the command ended.
     pub fn describe(&self) -> String {
         match self {
-            Removal::NoneLeft => "; no container of the session was left".to_string(),
+            Removal::NoneLeft => "; no container it started was left".to_string(),
             Removal::Removed(ids) => format!("; removed containers {}", ids.join(" ")),
             Removal::Failed(why) => format!("; could not remove containers: {why}"),
         }

@@ -25,8 +25,8 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         inv.client,
         "-",
     );
-    // One id for every record of this session (an MCP call's is its session's), and the
-    // label of the containers it starts in the foreground.
+    // Every record of this command shares one session id: the MCP session's when the call
+    // came through one (with its call number), else a fresh one for this SSH command.
     origin.session = Some(
         inv.cli
             .forced

@@ -14,8 +14,9 @@
     clippy::print_stderr
 )]
 
-mod containers;
 mod host;
+
+mod containers;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -159,11 +160,11 @@ fn end_to_end() {
     channels(&host, &mut ledger);
     login_shell(&host, &mut ledger);
     disconnect_ends_the_command(&host, &mut ledger);
+    deploy_approval(&host, &mut ledger);
     report.push(containers::killed_client_leaves_no_container(
         &host,
         &mut ledger,
     ));
-    deploy_approval(&host, &mut ledger);
     report.push(load(&host, &mut ledger));
 
     let records = ledger.settle("the end");

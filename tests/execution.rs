@@ -482,7 +482,7 @@ fn a_container_that_cannot_be_removed_is_named_in_the_finish_record() {
     let finish = w.record().1;
     assert!(
         finish.contains(&format!(
-            "; could not remove containers: {CONTAINER} still there (`docker rm` failed: Error response from daemon: the engine is busy)"
+            "; could not remove containers: {CONTAINER} still there (`docker rm` failed: Error response from daemon: the engine is busy); remove them with `docker rm -f {CONTAINER}`\""
         )),
         "{finish}"
     );

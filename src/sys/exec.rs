@@ -724,7 +724,18 @@ pub enum Removal {
     /// Stopped and removed: their IDs.
     Removed(Vec<String>),
     /// Why some may still be there.
-    Failed(String),
+    Failed(CleanupError),
+}
+
+/// Why the containers of a session may still be there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CleanupError {
+    #[error("`docker {verb}` failed: {why}")]
+    Docker { verb: &'static str, why: String },
+    #[error("`docker ps` printed `{0}`, which is not a container ID")]
+    NotAnId(String),
+    #[error("{left} still there ({why}); remove them with `docker rm -f {left}`")]
+    StillThere { left: String, why: String },
 }
 
 impl Removal {
@@ -747,44 +758,50 @@ pub fn remove_containers(containers: &SessionContainers) -> Removal {
     let found = match list_containers(containers) {
         Ok(ids) if ids.is_empty() => return Removal::NoneLeft,
         Ok(ids) => ids,
-        Err(why) => return Removal::Failed(why),
+        Err(e) => return Removal::Failed(e),
     };
-    let removed = docker_call(containers, &containers.remove_argv(&found));
+    let removed = docker_call(containers, "rm", &containers.remove_argv(&found));
     // The engine may take a moment to let go of a container that was being removed.
     let deadline = Instant::now() + CLEANUP_SETTLE;
-    let left = loop {
+    let (left, unsure) = loop {
         match list_containers(containers) {
             Ok(left) if left.is_empty() => return Removal::Removed(found),
-            Ok(left) if Instant::now() >= deadline => break Ok(left),
+            Ok(left) if Instant::now() >= deadline => break (left, None),
             Ok(_) => std::thread::sleep(Duration::from_millis(250)),
-            Err(why) => break Err(why),
+            // Whether rm -f took them cannot be told: name all it was given.
+            Err(e) => break (found, Some(e)),
         }
     };
-    let why = match (left, removed) {
-        (Ok(left), Err(why)) => format!("{} still there ({why})", left.join(" ")),
-        (Ok(left), Ok(_)) => format!("{} still there", left.join(" ")),
-        (Err(why), _) => format!("removed {}, then {why}", found.join(" ")),
+    let why = match (removed, unsure) {
+        (Err(e), _) | (Ok(_), Some(e)) => e.to_string(),
+        (Ok(_), None) => "docker rm -f did not remove them".to_string(),
     };
-    Removal::Failed(why)
+    Removal::Failed(CleanupError::StillThere {
+        left: left.join(" "),
+        why,
+    })
 }
 
 /// The IDs `docker ps -aq` lists by the session's label; anything else it prints is an error.
-fn list_containers(containers: &SessionContainers) -> Result<Vec<String>, String> {
-    let out = docker_call(containers, &containers.list_argv())?;
+fn list_containers(containers: &SessionContainers) -> Result<Vec<String>, CleanupError> {
+    let out = docker_call(containers, "ps", &containers.list_argv())?;
     let ids: Vec<String> = out.split_whitespace().map(String::from).collect();
     let id = |w: &String| (12..=64).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_hexdigit());
     match ids.iter().find(|w| !id(w)) {
-        Some(odd) => Err(format!(
-            "`docker ps` printed `{odd}`, which is not a container ID"
-        )),
+        Some(odd) => Err(CleanupError::NotAnId(odd.clone())),
         None => Ok(ids),
     }
 }
 
-/// One bounded docker call of the cleanup; its stdout, or why it failed.
-fn docker_call(containers: &SessionContainers, argv: &[String]) -> Result<String, String> {
+/// One bounded docker call of the cleanup (`verb` names it); its stdout, or why it failed.
+fn docker_call(
+    containers: &SessionContainers,
+    verb: &'static str,
+    argv: &[String],
+) -> Result<String, CleanupError> {
+    let failed = |why: String| CleanupError::Docker { verb, why };
     let Some((program, args)) = argv.split_first() else {
-        return Err("no docker program in the plan".to_string());
+        return Err(failed("the plan names no docker program".to_string()));
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = capture(
@@ -793,16 +810,13 @@ fn docker_call(containers: &SessionContainers, argv: &[String]) -> Result<String
         containers.env(),
         CLEANUP_CALL,
         CLEANUP_OUTPUT,
-    )?;
+    )
+    .map_err(failed)?;
     if out.success {
         Ok(out.stdout)
     } else {
         let first = out.stderr.lines().next().unwrap_or("no message").trim();
-        let verb = args
-            .iter()
-            .find(|a| matches!(**a, "ps" | "rm"))
-            .unwrap_or(&"docker");
-        Err(format!("`docker {verb}` failed: {first}"))
+        Err(failed(first.to_string()))
     }
 }
 

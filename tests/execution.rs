@@ -397,6 +397,25 @@ fn a_foreground_container_goes_when_the_gateway_ends_its_command() {
 }
 
 #[test]
+fn a_foreground_container_goes_at_the_rule_s_timeout() {
+    need_root!();
+    let w = docker_world();
+    let rules = std::fs::read_to_string(w.path("rules.yaml")).unwrap();
+    let rules = rules.replace("  subcommands:\n", "  timeout: 1\n  subcommands:\n");
+    std::fs::write(w.path("rules.yaml"), rules).unwrap();
+    let mut gate = start_container(&w);
+    assert_eq!(exit_code(&mut gate), Some(124));
+    assert!(!w.path("container").exists(), "the container is left");
+    let _decision = w.record();
+    let finish = w.record().1;
+    assert!(
+        finish.contains("process group ended at the rule's timeout")
+            && finish.contains(&format!("; removed containers {CONTAINER}\"")),
+        "{finish}"
+    );
+}
+
+#[test]
 fn a_cancelled_mcp_call_removes_only_its_own_container() {
     need_root!();
     let w = docker_world();

@@ -13,8 +13,6 @@ pub struct Defaults {
     pub open_files: u64,
 }
 
-/// An exact program, argv and environment. Fields are private and the constructor is
-/// crate-private: outside this crate a plan is only ever read, never made.
 /// What the gateway does to a program's output before the agent sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filter {
@@ -22,16 +20,20 @@ pub enum Filter {
     InspectEnv,
 }
 
+/// An exact program, argv and environment. Fields are private and the constructor is
+/// crate-private: outside this crate a plan is only ever read, never made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecPlan {
     argv: Vec<String>,
+    /// Where the program is in `argv`: after `sudo -n --`, when there is one.
+    program_at: usize,
     env: Vec<(String, String)>,
     timeout: Duration,
     stdin: bool,
     open_files: u64,
     filter: Option<Filter>,
     /// The plan starts a container in the foreground (`docker run` without `-d`): where the
-    /// gateway's label goes, until the edge binds the plan to its session.
+    /// gateway's label (a placeholder until the edge binds the plan to its session) is.
     label_slot: Option<usize>,
     /// Once bound: how to find the containers this plan started, to remove them when the
     /// gateway has to end the command early.
@@ -119,6 +121,7 @@ impl ExecPlan {
         if let Some(sudo) = sudo {
             argv.extend([sudo.to_string(), "-n".to_string(), "--".to_string()]);
         }
+        let program_at = argv.len();
         argv.push(program.to_string());
         argv.extend(args);
         let mut env = vec![
@@ -132,6 +135,7 @@ impl ExecPlan {
         }
         Self {
             argv,
+            program_at,
             env,
             timeout,
             stdin: false,
@@ -147,7 +151,7 @@ impl ExecPlan {
     /// anything the agent wrote. Until the edge binds the plan to a session, the label holds
     /// a placeholder, so `explain` shows what the gateway adds.
     pub(crate) fn starts_containers(mut self, subcommand_at: usize) -> Self {
-        let at = (self.program_at() + 1 + subcommand_at + 1).min(self.argv.len());
+        let at = (self.program_at + 1 + subcommand_at + 1).min(self.argv.len());
         let words = [
             "--label".to_string(),
             format!("{SESSION_LABEL}={UNBOUND_SESSION}"),
@@ -155,14 +159,6 @@ impl ExecPlan {
         self.argv.splice(at..at, words);
         self.label_slot = Some(at);
         self
-    }
-
-    /// Where the program is in `argv`: after `sudo -n --`, when there is one.
-    fn program_at(&self) -> usize {
-        match self.argv.get(1).map(String::as_str) {
-            Some("-n") if self.argv.get(2).is_some_and(|a| a == "--") => 3,
-            _ => 0,
-        }
     }
 
     /// Bind the plan to the session (and MCP call) that runs it: a plan that starts a
@@ -174,7 +170,6 @@ impl ExecPlan {
         let Some(at) = self.label_slot.take() else {
             return;
         };
-        let program_at = self.program_at();
         let mut labels = vec![format!("{SESSION_LABEL}={}", label_word(session))];
         if let Some(call) = call {
             labels.push(format!("{CALL_LABEL}={call}"));
@@ -187,7 +182,11 @@ impl ExecPlan {
         let end = (at + 2).min(self.argv.len());
         self.argv.splice(at..end, words);
         self.containers = Some(SessionContainers {
-            docker: self.argv.get(..=program_at).unwrap_or_default().to_vec(),
+            docker: self
+                .argv
+                .get(..=self.program_at)
+                .unwrap_or_default()
+                .to_vec(),
             env: self.env.clone(),
             filters: labels.iter().map(|l| format!("label={l}")).collect(),
         });
@@ -385,6 +384,40 @@ mod tests {
             unbound.argv(),
             words("/usr/bin/docker run --label agent-gate.session=<session> alpine true")
         );
+    }
+
+    #[test]
+    fn the_cleanup_runs_docker_as_the_plan_does_sudo_prefix_included() {
+        let defaults = super::Defaults {
+            timeout: std::time::Duration::from_secs(5),
+            path: "/usr/bin:/bin".into(),
+            open_files: 1024,
+        };
+        let env = [("DOCKER_CONFIG".to_string(), "/etc/dc".to_string())];
+        let mut plan = super::ExecPlan::new(
+            &defaults,
+            Some("/usr/bin/sudo"),
+            "/usr/bin/docker",
+            words("run alpine true"),
+            &env,
+            defaults.timeout,
+        )
+        .starts_containers(0);
+        plan.bind_session("0123456789abcdef", None);
+        assert_eq!(
+            plan.argv(),
+            words(
+                "/usr/bin/sudo -n -- /usr/bin/docker run --label agent-gate.session=0123456789abcdef alpine true"
+            )
+        );
+        let containers = plan.containers().unwrap();
+        assert_eq!(
+            containers.list_argv(),
+            words(
+                "/usr/bin/sudo -n -- /usr/bin/docker ps -aq --filter label=agent-gate.session=0123456789abcdef"
+            )
+        );
+        assert!(containers.env().contains(&env[0]));
     }
 
     #[test]

@@ -101,7 +101,10 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         _ => None,
     };
     // Where the decision rests on the engine's state, the engine is asked (bounded).
-    let (decision, _) = super::decide_with_engine(&policy, &request, true);
+    let (mut decision, _) = super::decide_with_engine(&policy, &request, true);
+    if let (Outcome::Allow(plan), Some(session)) = (&mut decision.outcome, &origin.session) {
+        plan.bind_session(session, origin.call);
+    }
     let record = AuditRecord::decision(&origin, &recorded, &decision);
     let audited = Syslog::connect_within(&socket, policy.audit.format, policy.audit.timeout)
         .and_then(|mut sink| sink.write(&record).map(|()| sink));
@@ -233,7 +236,19 @@ fn run_plan(
     let stdout = std::io::stdout();
     let result = exec::run(plan, std::os::fd::AsFd::as_fd(&stdout));
     let (status, code) = match &result {
-        Ok(finished) => (finished.describe(), finished.exit_code()),
+        Ok(finished) => {
+            let mut status = finished.describe();
+            // The gateway ended the docker CLI: the containers it started in the foreground
+            // go too. A command that ended by itself leaves everything as it is.
+            if finished.ended_early()
+                && let Some(containers) = plan.containers()
+            {
+                let removal = exec::remove_containers(containers).describe();
+                say(err, &format!("the gateway ended the command{removal}"));
+                status.push_str(&removal);
+            }
+            (status, finished.exit_code())
+        }
         Err(e) => {
             say(
                 err,

@@ -290,6 +290,8 @@ mod tests {
             Ok(vec![
                 "/usr/bin/docker".into(),
                 "run".into(),
+                "--label".into(),
+                "agent-gate.session=<session>".into(),
                 "--rm".into(),
                 a.clone()
             ])
@@ -308,7 +310,7 @@ mod tests {
                 image("alpine:3.20", Lookup::Absent)
             )
             .map(|v| v.len()),
-            Ok(3)
+            Ok(5)
         );
         // Resolves to an image that carries no allowed name (by digest, say).
         let digest = format!("alpine@{}", id('b'));

@@ -138,6 +138,14 @@ pub fn check(
         docker.timeout,
     )
     .with_stdin(docker.stdin);
+    // A container run in the foreground is the session's: the gateway labels it, and removes
+    // it if it has to end the command early (the client gone, a stop signal, the timeout).
+    // One run with `-d` (`--detach`, `-dit`, ...) is meant to outlive the session.
+    let plan = if name == "run" && parsed.given("detach").is_none() {
+        plan.starts_containers(0)
+    } else {
+        plan
+    };
     let mut details = Vec::new();
     if let Some(image) = parsed
         .operands

@@ -504,6 +504,9 @@ const ACTED_ON_LABELS: &[&str] = &[
     "agent-gate.*",
 ];
 
+/// The gateway's own labels (`plan::SESSION_LABEL`), refused whatever the rules allow.
+const GATEWAY_LABELS: &str = "agent-gate.*";
+
 /// Does `name` fall under `entry` (`NAME`, or `PREFIX*`), ignoring case?
 fn covers(entry: &str, name: &str) -> bool {
     let (name, entry) = (name.to_ascii_lowercase(), entry.to_ascii_lowercase());
@@ -544,6 +547,12 @@ pub fn label(value: &str, allowed: &[String]) -> Verdict {
     let key = value.split_once('=').map_or(value, |(k, _)| k);
     if key.is_empty() || key.chars().any(|c| c.is_whitespace()) {
         return refuse("a label is `KEY=value`");
+    }
+    // The gateway finds the containers it must remove by these labels: no rules can lift it.
+    if covers(GATEWAY_LABELS, key) {
+        return refuse(format!(
+            "the label `{key}` is in the gateway's own namespace ({GATEWAY_LABELS}): only the gateway sets it"
+        ));
     }
     acted_on(key, ACTED_ON_LABELS, allowed, "the label")?;
     text(value)
@@ -860,6 +869,25 @@ mod tests {
             assert!(label(key, &[]).is_err(), "{key}");
         }
         assert!(label("traefik.enable=true", &["traefik.*".into()]).is_ok());
+        // The gateway's own labels stay refused whatever the rules allow: they choose which
+        // containers a session's cleanup removes.
+        for allowed in ["agent-gate.*", "*", "agent-gate.session"] {
+            for key in [
+                "agent-gate.session=0123456789abcdef",
+                "agent-gate.call=1",
+                "Agent-Gate.Session=x",
+                "agent-gate.session",
+            ] {
+                let verdict = label(key, &[allowed.into()]);
+                assert!(
+                    verdict
+                        .as_ref()
+                        .is_err_and(|w| w.contains("only the gateway")),
+                    "{key} with {allowed}: {verdict:?}"
+                );
+            }
+        }
+        assert!(label("agent-gate-e2e=1", &[]).is_ok());
         for key in ["app=web", "org.opencontainers.image.title=x", "e2e=1"] {
             assert!(label(key, &[]).is_ok(), "{key}");
         }

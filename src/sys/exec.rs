@@ -30,7 +30,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
-use crate::plan::{ExecPlan, Filter};
+use crate::plan::{ExecPlan, Filter, SessionContainers};
 
 /// Between SIGTERM to the group and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -75,6 +75,15 @@ impl Finished {
             Ending::ClientGone => 128 + Signal::SIGPIPE as i32,
             Ending::OutputCapped => 128 + Signal::SIGXFSZ as i32,
         }
+    }
+
+    /// Did the gateway end the command (timeout, stop signal, client gone, output cap),
+    /// rather than the program end by itself?
+    pub fn ended_early(&self) -> bool {
+        matches!(
+            self.ending,
+            Ending::TimedOut | Ending::Stopped(_) | Ending::ClientGone | Ending::OutputCapped
+        )
     }
 
     /// One phrase for the finishing audit record.
@@ -747,6 +756,118 @@ pub fn feed(
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(failed(format!("{program}: {e}"), said())),
         }
+    }
+}
+
+/// Each docker call of a session's cleanup gets at most this long.
+pub const CLEANUP_CALL: Duration = Duration::from_secs(10);
+/// How long `docker ps` may go on listing a container after `docker rm -f`.
+const CLEANUP_SETTLE: Duration = Duration::from_secs(3);
+/// The most of a cleanup call's output that is read: thousands of container IDs.
+const CLEANUP_OUTPUT: u64 = 64 * 1024;
+
+/// What became of the containers a session started in the foreground, once the gateway had
+/// ended the command early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// None was there any more (docker had not created one, or `--rm` had taken it).
+    NoneLeft,
+    /// Stopped and removed: their IDs.
+    Removed(Vec<String>),
+    /// Why some may still be there.
+    Failed(CleanupError),
+}
+
+/// Why the containers of a session may still be there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CleanupError {
+    #[error("`docker {verb}` failed: {why}")]
+    Docker { verb: &'static str, why: String },
+    #[error("`docker ps` printed `{0}`, which is not a container ID")]
+    NotAnId(String),
+    #[error("{left} still there ({why}); remove them with `docker rm -f {left}`")]
+    StillThere { left: String, why: String },
+}
+
+impl Removal {
+    /// The phrase the finishing record appends to how the command ended.
+    pub fn describe(&self) -> String {
+        match self {
+            Removal::NoneLeft => "; no container it started was left".to_string(),
+            Removal::Removed(ids) => format!("; removed containers {}", ids.join(" ")),
+            Removal::Failed(why) => format!("; could not remove containers: {why}"),
+        }
+    }
+}
+
+/// Stop and remove the containers a session started in the foreground: `docker ps -aq` by
+/// the gateway's label, `docker rm -f` of what it lists, through the docker program, sudo
+/// prefix and environment the plan ran with, each call bounded by `CLEANUP_CALL`. What is
+/// listed afterwards decides: a `--rm` container may be on its way out already, and `rm -f`
+/// then fails on it although nothing is left.
+pub fn remove_containers(containers: &SessionContainers) -> Removal {
+    let found = match list_containers(containers) {
+        Ok(ids) if ids.is_empty() => return Removal::NoneLeft,
+        Ok(ids) => ids,
+        Err(e) => return Removal::Failed(e),
+    };
+    let removed = docker_call(containers, "rm", &containers.remove_argv(&found));
+    // The engine may take a moment to let go of a container that was being removed.
+    let deadline = Instant::now() + CLEANUP_SETTLE;
+    let (left, unsure) = loop {
+        match list_containers(containers) {
+            Ok(left) if left.is_empty() => return Removal::Removed(found),
+            Ok(left) if Instant::now() >= deadline => break (left, None),
+            Ok(_) => std::thread::sleep(Duration::from_millis(250)),
+            // Whether rm -f took them cannot be told: name all it was given.
+            Err(e) => break (found, Some(e)),
+        }
+    };
+    let why = match (removed, unsure) {
+        (Err(e), _) | (Ok(_), Some(e)) => e.to_string(),
+        (Ok(_), None) => "docker rm -f did not remove them".to_string(),
+    };
+    Removal::Failed(CleanupError::StillThere {
+        left: left.join(" "),
+        why,
+    })
+}
+
+/// The IDs `docker ps -aq` lists by the session's label; anything else it prints is an error.
+fn list_containers(containers: &SessionContainers) -> Result<Vec<String>, CleanupError> {
+    let out = docker_call(containers, "ps", &containers.list_argv())?;
+    let ids: Vec<String> = out.split_whitespace().map(String::from).collect();
+    let id = |w: &String| (12..=64).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_hexdigit());
+    match ids.iter().find(|w| !id(w)) {
+        Some(odd) => Err(CleanupError::NotAnId(odd.clone())),
+        None => Ok(ids),
+    }
+}
+
+/// One bounded docker call of the cleanup (`verb` names it); its stdout, or why it failed.
+fn docker_call(
+    containers: &SessionContainers,
+    verb: &'static str,
+    argv: &[String],
+) -> Result<String, CleanupError> {
+    let failed = |why: String| CleanupError::Docker { verb, why };
+    let Some((program, args)) = argv.split_first() else {
+        return Err(failed("the plan names no docker program".to_string()));
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = capture(
+        program,
+        &args,
+        containers.env(),
+        CLEANUP_CALL,
+        CLEANUP_OUTPUT,
+    )
+    .map_err(failed)?;
+    if out.success {
+        Ok(out.stdout)
+    } else {
+        let first = out.stderr.lines().next().unwrap_or("no message").trim();
+        Err(failed(first.to_string()))
     }
 }
 

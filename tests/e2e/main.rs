@@ -20,6 +20,8 @@ mod host;
 mod paths;
 mod sudoers;
 
+mod containers;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Output, Stdio};
@@ -168,6 +170,10 @@ fn end_to_end() {
     deploy_approval(&host, &mut ledger);
     doctor::doctor_names_what_is_broken(&host, &mut ledger);
     paths::trusted_paths(&host, &mut ledger);
+    report.push(containers::killed_client_leaves_no_container(
+        &host,
+        &mut ledger,
+    ));
     report.push(load(&host, &mut ledger));
 
     let records = ledger.settle("the end");

@@ -376,3 +376,126 @@ fn the_man_page_and_completions_cover_every_command() {
         }
     }
 }
+
+const DEBIAN_RULES: &str = "contrib/debian/rules.yaml";
+
+/// Every NixOS path of the shipped rules and the Debian path that replaces it.
+const DEBIAN_PATHS: &[(&str, &str)] = &[
+    ("/run/wrappers/bin/sudo", "/usr/bin/sudo"),
+    (
+        "/run/wrappers/bin:/run/current-system/sw/bin",
+        "/usr/sbin:/usr/bin",
+    ),
+    ("/run/current-system/sw/bin/docker", "/usr/bin/docker"),
+    ("/run/current-system/sw/bin/iptables", "/usr/sbin/iptables"),
+    (
+        "/run/current-system/sw/bin/fail2ban-client",
+        "/usr/bin/fail2ban-client",
+    ),
+    (
+        "/run/current-system/sw/bin/journalctl",
+        "/usr/bin/journalctl",
+    ),
+    ("/run/current-system/sw/bin/sshd", "/usr/sbin/sshd"),
+    ("/run/current-system/sw/bin/ss", "/usr/bin/ss"),
+    ("/run/current-system/sw/bin/cat", "/usr/bin/cat"),
+];
+
+/// A rules file as the policy it states: comments and blank lines gone, trailing comments cut.
+fn policy_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| match line.find(" #") {
+            // No value in these files holds ` #`; a quoted one would be cut here and differ.
+            Some(at) if !line.trim_start().starts_with('#') => line[..at].trim_end(),
+            _ if line.trim_start().starts_with('#') => "",
+            _ => line.trim_end(),
+        })
+        .filter(|line| !line.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The shipped rules as Debian must read them: every NixOS path replaced (a whole YAML value,
+/// never part of a longer one), the deploy section and `deploy` in `may` gone.
+fn shipped_rules_on_debian() -> Vec<String> {
+    let shipped = std::fs::read_to_string("rules.yaml").unwrap();
+    let mut lines = Vec::new();
+    let mut in_deploy = false;
+    for line in policy_lines(&shipped) {
+        if !line.starts_with(' ') {
+            in_deploy = line == "deploy:";
+        }
+        if in_deploy {
+            continue;
+        }
+        let mut line = line.replace("may: [docker, deploy, ", "may: [docker, ");
+        if let Some((head, value)) = line.split_once(": ")
+            && let Some((_, debian)) = DEBIAN_PATHS.iter().find(|(nixos, _)| *nixos == value)
+        {
+            line = format!("{head}: {debian}");
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+#[test]
+fn the_debian_rules_check_clean_and_are_the_shipped_policy_with_debian_paths() {
+    let out = gate()
+        .args(["check", "--rules", DEBIAN_RULES])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let debian = policy_lines(&std::fs::read_to_string(DEBIAN_RULES).unwrap());
+    let expected = shipped_rules_on_debian();
+    for (at, (want, got)) in expected.iter().zip(&debian).enumerate() {
+        assert_eq!(
+            got, want,
+            "{DEBIAN_RULES} has drifted from rules.yaml at policy line {at}"
+        );
+    }
+    assert_eq!(
+        debian.len(),
+        expected.len(),
+        "{DEBIAN_RULES}: lines added or missing"
+    );
+    // Nothing of NixOS is left, and every replacement is used.
+    for line in &debian {
+        assert!(
+            !line.contains("/run/") && !line.contains("/nix/") && !line.contains("nixos"),
+            "a NixOS path in {DEBIAN_RULES}: {line}"
+        );
+    }
+    for (nixos, debian_path) in DEBIAN_PATHS {
+        assert!(
+            debian
+                .iter()
+                .any(|l| l.ends_with(&format!(": {debian_path}"))),
+            "{debian_path} (for {nixos}) is not used"
+        );
+    }
+
+    // Without a deploy section a deploy is refused, and sudoers gets no approval-step line.
+    let nh = explain_json(DEBIAN_RULES, "nh os switch");
+    assert_eq!(nh["decision"], "refuse", "{nh}");
+    let sudoers = gate()
+        .args(["render", "sudoers", "--rules", DEBIAN_RULES])
+        .args(["--gate", "/usr/local/bin/agent-gate"])
+        .output()
+        .unwrap();
+    assert_eq!(sudoers.status.code(), Some(0), "{sudoers:?}");
+    let sudoers = String::from_utf8(sudoers.stdout).unwrap();
+    assert!(!sudoers.contains("deploy-step"), "{sudoers}");
+    for program in [
+        "/usr/sbin/iptables",
+        "/usr/bin/journalctl",
+        "/usr/sbin/sshd",
+        "/usr/bin/ss",
+    ] {
+        assert!(
+            sudoers.contains(program),
+            "no sudoers line for {program}: {sudoers}"
+        );
+    }
+}

@@ -14,6 +14,7 @@
     clippy::print_stderr
 )]
 
+mod debian;
 mod host;
 
 use std::io::{Read, Write};
@@ -159,6 +160,7 @@ fn end_to_end() {
     login_shell(&host, &mut ledger);
     disconnect_ends_the_command(&host, &mut ledger);
     deploy_approval(&host, &mut ledger);
+    debian::shipped_debian_rules(&host, &mut ledger);
     report.push(load(&host, &mut ledger));
 
     let records = ledger.settle("the end");

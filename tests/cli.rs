@@ -499,3 +499,123 @@ fn the_debian_rules_check_clean_and_are_the_shipped_policy_with_debian_paths() {
         );
     }
 }
+
+/// The man page's section `name` (from its `.SH` line to the next one).
+fn man_section<'a>(page: &'a str, name: &str) -> &'a str {
+    let head = format!(".SH {name}\n");
+    let at = page
+        .find(&head)
+        .unwrap_or_else(|| panic!("the man page has no {name} section"));
+    let rest = &page[at + head.len()..];
+    &rest[..rest.find("\n.SH ").map_or(rest.len(), |end| end + 1)]
+}
+
+#[test]
+fn the_man_page_is_one_complete_page() {
+    let out = gate().args(["generate", "man"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let page = String::from_utf8(out.stdout).unwrap();
+
+    // Every exit code src/cmd/exit.rs defines, read from the source so a new one is included.
+    let source = std::fs::read_to_string("src/cmd/exit.rs").unwrap();
+    let status = man_section(&page, "\"EXIT STATUS\"");
+    let mut codes = 0;
+    for line in source.lines() {
+        let Some(rest) = line.strip_prefix("pub const EXIT_") else {
+            continue;
+        };
+        let (name, value) = rest.split_once(": i32 = ").unwrap();
+        let value = value.trim_end_matches(';');
+        let shown = if name == "SIGNALLED" {
+            format!("{value}+N")
+        } else {
+            value.to_string()
+        };
+        assert!(
+            status.contains(&format!(".TP\n\\fB{shown}\\fR\n")),
+            "EXIT STATUS lacks EXIT_{name} ({shown}):\n{status}"
+        );
+        codes += 1;
+    }
+    assert!(codes >= 7, "read {codes} exit codes from src/cmd/exit.rs");
+    for code in ["0", "129", "141", "143"] {
+        assert!(status.contains(code), "EXIT STATUS lacks {code}");
+    }
+
+    for section in ["FILES", "\"THE RULES FILE\"", "EXAMPLES", "COMMANDS"] {
+        assert!(!man_section(&page, section).trim().is_empty(), "{section}");
+    }
+    let files = man_section(&page, "FILES");
+    for file in [
+        "/etc/agent\\-gate/rules.yaml",
+        "/var/lib/agent\\-gate/approvals",
+        "/dev/log",
+        "/etc/sudoers.d/agent\\-gate",
+    ] {
+        assert!(files.contains(file), "FILES lacks {file}");
+    }
+    let commands = man_section(&page, "COMMANDS");
+    for command in [
+        "explain", "check", "list", "render", "pending", "approve", "deny", "generate",
+    ] {
+        assert!(
+            commands.contains(&format!(".SS \"agent\\-gate {command}\"")),
+            "COMMANDS lacks {command}"
+        );
+    }
+    assert!(!commands.contains("deploy\\-step"), "the step is hidden");
+
+    // Only one page is generated, so no other agent-gate page may be named anywhere.
+    assert!(
+        !page.contains("agent\\-gate\\-") && !page.contains("agent-gate-"),
+        "the page names an agent-gate-* page nothing generates"
+    );
+    let see_also = man_section(&page, "\"SEE ALSO\"");
+    let pages: Vec<&str> = see_also
+        .split("\\fB")
+        .skip(1)
+        .filter_map(|entry| entry.split_once("\\fR("))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(pages.len() >= 5, "{see_also}");
+    // Where this machine has man pages installed, each page named is one of them.
+    let has_pages = std::process::Command::new("man")
+        .args(["-w", "sshd_config"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for name in &pages {
+        assert!(!name.starts_with("agent"), "SEE ALSO names {name}");
+        if has_pages {
+            let found = std::process::Command::new("man")
+                .args(["-w", &name.replace("\\-", "-")])
+                .output()
+                .unwrap();
+            assert!(
+                found.status.success(),
+                "SEE ALSO names {name}: no such page here"
+            );
+        }
+    }
+
+    // Valid roff: groff, warnings on, says nothing (where groff is installed).
+    let groff = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    if let Ok(mut groff) = groff {
+        use std::io::Write;
+        groff
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let checked = groff.wait_with_output().unwrap();
+        assert!(
+            checked.status.success() && checked.stderr.is_empty(),
+            "groff: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+}

@@ -209,10 +209,14 @@ fn time_span(text: &str) -> bool {
     }
 }
 
-/// Plain decimal only: no sign games, no leading `+`, no hex, no whitespace.
+/// Plain decimal only: no sign games, no leading `+`, no hex, no whitespace, and no leading
+/// zero (tools that parse with base 0, as systemd's `safe_atou` does, read `010` as 8).
 fn parse_decimal(value: &str) -> Option<i64> {
     let digits = value.strip_prefix('-').unwrap_or(value);
     if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if (digits.len() > 1 && digits.starts_with('0')) || value == "-0" {
         return None;
     }
     value.parse().ok()
@@ -642,6 +646,18 @@ mod tests {
             .filter(|w| !w.is_empty())
             .map(String::from)
             .collect()
+    }
+
+    #[test]
+    fn integers_have_no_leading_zero() {
+        let ty = ValueType::Int { min: -20, max: 20 };
+        for ok in ["0", "7", "10", "-7", "20"] {
+            assert_eq!(ty.mismatch(ok), None, "{ok}");
+        }
+        // `010` is 8 to a tool that parses with base 0 (systemd's safe_atou).
+        for bad in ["010", "007", "00", "-0", "-07", "+7", "0x7", " 7", "21", ""] {
+            assert!(ty.mismatch(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

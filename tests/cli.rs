@@ -525,3 +525,246 @@ fn doctor_reports_each_finding_with_its_fix_and_fails_until_all_hold() {
         "{text}"
     );
 }
+
+const DEBIAN_RULES: &str = "contrib/debian/rules.yaml";
+
+/// Every NixOS path of the shipped rules and the Debian path that replaces it.
+const DEBIAN_PATHS: &[(&str, &str)] = &[
+    ("/run/wrappers/bin/sudo", "/usr/bin/sudo"),
+    (
+        "/run/wrappers/bin:/run/current-system/sw/bin",
+        "/usr/sbin:/usr/bin",
+    ),
+    ("/run/current-system/sw/bin/docker", "/usr/bin/docker"),
+    ("/run/current-system/sw/bin/iptables", "/usr/sbin/iptables"),
+    (
+        "/run/current-system/sw/bin/fail2ban-client",
+        "/usr/bin/fail2ban-client",
+    ),
+    (
+        "/run/current-system/sw/bin/journalctl",
+        "/usr/bin/journalctl",
+    ),
+    ("/run/current-system/sw/bin/sshd", "/usr/sbin/sshd"),
+    ("/run/current-system/sw/bin/ss", "/usr/bin/ss"),
+    ("/run/current-system/sw/bin/cat", "/usr/bin/cat"),
+];
+
+/// A rules file as the policy it states: comments and blank lines gone, trailing comments cut.
+fn policy_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| match line.find(" #") {
+            // No value in these files holds ` #`; a quoted one would be cut here and differ.
+            Some(at) if !line.trim_start().starts_with('#') => line[..at].trim_end(),
+            _ if line.trim_start().starts_with('#') => "",
+            _ => line.trim_end(),
+        })
+        .filter(|line| !line.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The shipped rules as Debian must read them: every NixOS path replaced (a whole YAML value,
+/// never part of a longer one), the deploy section and `deploy` in `may` gone.
+fn shipped_rules_on_debian() -> Vec<String> {
+    let shipped = std::fs::read_to_string("rules.yaml").unwrap();
+    let mut lines = Vec::new();
+    let mut in_deploy = false;
+    for line in policy_lines(&shipped) {
+        if !line.starts_with(' ') {
+            in_deploy = line == "deploy:";
+        }
+        if in_deploy {
+            continue;
+        }
+        let mut line = line.replace("may: [docker, deploy, ", "may: [docker, ");
+        if let Some((head, value)) = line.split_once(": ")
+            && let Some((_, debian)) = DEBIAN_PATHS.iter().find(|(nixos, _)| *nixos == value)
+        {
+            line = format!("{head}: {debian}");
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+#[test]
+fn the_debian_rules_check_clean_and_are_the_shipped_policy_with_debian_paths() {
+    let out = gate()
+        .args(["check", "--rules", DEBIAN_RULES])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let debian = policy_lines(&std::fs::read_to_string(DEBIAN_RULES).unwrap());
+    let expected = shipped_rules_on_debian();
+    for (at, (want, got)) in expected.iter().zip(&debian).enumerate() {
+        assert_eq!(
+            got, want,
+            "{DEBIAN_RULES} has drifted from rules.yaml at policy line {at}"
+        );
+    }
+    assert_eq!(
+        debian.len(),
+        expected.len(),
+        "{DEBIAN_RULES}: lines added or missing"
+    );
+    // Nothing of NixOS is left, and every replacement is used.
+    for line in &debian {
+        assert!(
+            !line.contains("/run/") && !line.contains("/nix/") && !line.contains("nixos"),
+            "a NixOS path in {DEBIAN_RULES}: {line}"
+        );
+    }
+    for (nixos, debian_path) in DEBIAN_PATHS {
+        assert!(
+            debian
+                .iter()
+                .any(|l| l.ends_with(&format!(": {debian_path}"))),
+            "{debian_path} (for {nixos}) is not used"
+        );
+    }
+
+    // Without a deploy section a deploy is refused, and sudoers gets no approval-step line.
+    let nh = explain_json(DEBIAN_RULES, "nh os switch");
+    assert_eq!(nh["decision"], "refuse", "{nh}");
+    let sudoers = gate()
+        .args(["render", "sudoers", "--rules", DEBIAN_RULES])
+        .args(["--gate", "/usr/local/bin/agent-gate"])
+        .output()
+        .unwrap();
+    assert_eq!(sudoers.status.code(), Some(0), "{sudoers:?}");
+    let sudoers = String::from_utf8(sudoers.stdout).unwrap();
+    assert!(!sudoers.contains("deploy-step"), "{sudoers}");
+    for program in [
+        "/usr/sbin/iptables",
+        "/usr/bin/journalctl",
+        "/usr/sbin/sshd",
+        "/usr/bin/ss",
+    ] {
+        assert!(
+            sudoers.contains(program),
+            "no sudoers line for {program}: {sudoers}"
+        );
+    }
+}
+
+/// The man page's section `name` (from its `.SH` line to the next one).
+fn man_section<'a>(page: &'a str, name: &str) -> &'a str {
+    let head = format!(".SH {name}\n");
+    let at = page
+        .find(&head)
+        .unwrap_or_else(|| panic!("the man page has no {name} section"));
+    let rest = &page[at + head.len()..];
+    &rest[..rest.find("\n.SH ").map_or(rest.len(), |end| end + 1)]
+}
+
+#[test]
+fn the_man_page_is_one_complete_page() {
+    let out = gate().args(["generate", "man"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let page = String::from_utf8(out.stdout).unwrap();
+
+    // Every exit code src/cmd/exit.rs defines, read from the source so a new one is included.
+    let source = std::fs::read_to_string("src/cmd/exit.rs").unwrap();
+    let status = man_section(&page, "\"EXIT STATUS\"");
+    let mut codes = 0;
+    for line in source.lines() {
+        let Some(rest) = line.strip_prefix("pub const EXIT_") else {
+            continue;
+        };
+        let (name, value) = rest.split_once(": i32 = ").unwrap();
+        let value = value.trim_end_matches(';');
+        let shown = if name == "SIGNALLED" {
+            format!("{value}+N")
+        } else {
+            value.to_string()
+        };
+        assert!(
+            status.contains(&format!(".TP\n\\fB{shown}\\fR\n")),
+            "EXIT STATUS lacks EXIT_{name} ({shown}):\n{status}"
+        );
+        codes += 1;
+    }
+    assert!(codes >= 7, "read {codes} exit codes from src/cmd/exit.rs");
+    for code in ["0", "129", "141", "143"] {
+        assert!(status.contains(code), "EXIT STATUS lacks {code}");
+    }
+
+    for section in ["FILES", "\"THE RULES FILE\"", "EXAMPLES", "COMMANDS"] {
+        assert!(!man_section(&page, section).trim().is_empty(), "{section}");
+    }
+    let files = man_section(&page, "FILES");
+    for file in [
+        "/etc/agent\\-gate/rules.yaml",
+        "/var/lib/agent\\-gate/approvals",
+        "/dev/log",
+        "/etc/sudoers.d/agent\\-gate",
+    ] {
+        assert!(files.contains(file), "FILES lacks {file}");
+    }
+    let commands = man_section(&page, "COMMANDS");
+    for command in [
+        "explain", "check", "list", "render", "pending", "approve", "deny", "generate",
+    ] {
+        assert!(
+            commands.contains(&format!(".SS \"agent\\-gate {command}\"")),
+            "COMMANDS lacks {command}"
+        );
+    }
+    assert!(!commands.contains("deploy\\-step"), "the step is hidden");
+
+    // Only one page is generated, so no other agent-gate page may be named anywhere.
+    assert!(
+        !page.contains("agent\\-gate\\-") && !page.contains("agent-gate-"),
+        "the page names an agent-gate-* page nothing generates"
+    );
+    let see_also = man_section(&page, "\"SEE ALSO\"");
+    let pages: Vec<&str> = see_also
+        .split("\\fB")
+        .skip(1)
+        .filter_map(|entry| entry.split_once("\\fR("))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(pages.len() >= 5, "{see_also}");
+    // Where this machine has man pages installed, each page named is one of them.
+    let has_pages = std::process::Command::new("man")
+        .args(["-w", "sshd_config"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for name in &pages {
+        assert!(!name.starts_with("agent"), "SEE ALSO names {name}");
+        if has_pages {
+            let found = std::process::Command::new("man")
+                .args(["-w", &name.replace("\\-", "-")])
+                .output()
+                .unwrap();
+            assert!(
+                found.status.success(),
+                "SEE ALSO names {name}: no such page here"
+            );
+        }
+    }
+
+    // Valid roff: groff, warnings on, says nothing (where groff is installed).
+    let groff = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    if let Ok(mut groff) = groff {
+        use std::io::Write;
+        groff
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let checked = groff.wait_with_output().unwrap();
+        assert!(
+            checked.status.success() && checked.stderr.is_empty(),
+            "groff: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+}

@@ -64,6 +64,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("rsyslogd", "rsyslog"),
     ("busybox", "busybox-static"),
     ("ss", "iproute2"),
+    ("iptables", "iptables"),
 ];
 
 /// On a fresh machine of this kind (Debian, as root) install what the suite needs.

@@ -14,13 +14,13 @@
     clippy::print_stderr
 )]
 
+mod containers;
+mod debian;
 mod doctor;
 mod faults;
 mod host;
 mod paths;
 mod sudoers;
-
-mod containers;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -169,6 +169,7 @@ fn end_to_end() {
     faults::sessions_per_label(&host, &mut ledger);
     deploy_approval(&host, &mut ledger);
     doctor::doctor_names_what_is_broken(&host, &mut ledger);
+    debian::shipped_debian_rules(&host, &mut ledger);
     paths::trusted_paths(&host, &mut ledger);
     report.push(containers::killed_client_leaves_no_container(
         &host,

@@ -1,6 +1,7 @@
 //! The path walk through the real sshd: a docker config directory others can write refuses
-//! everything (exit 78); a flake others can write is never bound, and the
-//! approval step's `config-error` record says why. Both put back as they were.
+//! everything (exit 78, a `config-error` record to the rules' socket); a flake others can
+//! write is never bound, and the approval step's `config-error` record says why. Both put
+//! back as they were.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -21,10 +22,12 @@ pub fn trusted_paths(host: &Host, ledger: &mut Ledger) {
         "{}",
         text(&out.stderr)
     );
-    // Its config-error record goes where forced mode sends records when the rules cannot be
-    // used (`--audit-socket`, else /dev/log), not to the rules' socket that this host reads:
-    // nothing to count here.
-    ledger.settle("docker config directory");
+    // The rules still read, so its config-error record goes to the rules' own socket.
+    ledger.refused();
+    let records = ledger.settle("docker config directory");
+    let error = records.last().unwrap();
+    assert_eq!(field(error, "event"), Some("config-error"), "{error}");
+    assert!(error.contains("docker.config"), "{error}");
 
     let ran = || {
         std::fs::metadata(path("nh.ran"))

@@ -56,6 +56,8 @@ rec {
     [ "PermitOpen" "none" ]
     [ "GatewayPorts" "no" ]
     [ "PermitUserRC" "no" ]
+    # Replaces a global AcceptEnv for the account (a Match block cannot empty the list).
+    [ "AcceptEnv" "AGENT_GATE_ACCEPTS_NO_ENVIRONMENT" ]
     [ "ClientAliveInterval" "15" ]
     [ "ClientAliveCountMax" "4" ]
   ];

@@ -79,6 +79,36 @@ fn the_sshd_block_closes_every_channel() {
         .output()
         .unwrap();
     assert!(out.status.success(), "sshd -t: {out:?}");
+    // The operator's mistake SECURITY.md warns of, a global `AcceptEnv *`: for the account the
+    // block's AcceptEnv replaces it (sshd -T -C evaluates the Match as a connection would).
+    std::fs::write(
+        &config,
+        format!("HostKey {}\nUsePAM no\nAcceptEnv *\n{text}", key.display()),
+    )
+    .unwrap();
+    let accepted = |user: &str| {
+        let out = std::process::Command::new(sshd)
+            .args(["-T", "-f"])
+            .arg(&config)
+            .args([
+                "-C",
+                &format!("user={user},host=agent.example,addr=10.88.0.5"),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sshd -T: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("acceptenv "))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(accepted("ai-worker"), ["AGENT_GATE_ACCEPTS_NO_ENVIRONMENT"]);
+    assert_eq!(
+        accepted("someone-else"),
+        ["*"],
+        "the block is the account's only"
+    );
 }
 
 #[test]

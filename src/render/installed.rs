@@ -137,7 +137,7 @@ pub fn check_sshd(
     let accept = effective.all("acceptenv");
     // LANG and LC_* are what Debian accepts by default; the gateway reads neither and builds
     // every command's environment, so they reach no program. Any other name could: refuse.
-    let harmless = |p: &String| p == "LANG" || p == "LC_*";
+    let harmless = |p: &String| p == "LANG" || p == "LC_*" || p == super::ACCEPT_NO_ENV;
     if accept.is_empty() {
         out.push(Finding::ok(
             "sshd AcceptEnv",
@@ -155,7 +155,7 @@ pub fn check_sshd(
         out.push(Finding::fail(
             "sshd AcceptEnv",
             format!(
-                "the account accepts `{}` from the client; a Match block can narrow AcceptEnv but never empty it, so remove it where it is set",
+                "the account accepts `{}` from the client: the rendered block's AcceptEnv must be the last one that applies to the account (a later Match, or an Include after it, adds to it), so remove the others or move the block to the end",
                 accept.join(" ")
             ),
             format!(

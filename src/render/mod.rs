@@ -120,6 +120,9 @@ fn public_key(text: &str, label: &str) -> String {
 /// agent, no X11, no tunnel, no user rc, the authenticating key exposed to the gateway, dead
 /// clients noticed. With `force`, a ForceCommand without `--key`: the label is then the one
 /// whose pinned key authenticated.
+/// The one variable name the rendered Match block accepts: nothing reads it.
+pub const ACCEPT_NO_ENV: &str = "AGENT_GATE_ACCEPTS_NO_ENVIRONMENT";
+
 pub fn sshd(
     policy: &Policy,
     install: &Install,
@@ -130,8 +133,8 @@ pub fn sshd(
     let mut out = header(policy, "#", "sshd settings for the agent's account");
     out.push_str(
         "# Put this block at the end of sshd_config (a Match block runs to the next Match).\n\
-         # Keep, outside any Match: PermitUserEnvironment no (the default) and no AcceptEnv\n\
-         # beyond LANG/LC_*; the gateway builds every command's environment either way.\n",
+         # Keep, outside any Match: PermitUserEnvironment no (the default). The block's AcceptEnv\n\
+         # replaces any global one for the account, unless a later Match adds to it.\n",
     );
     for line in globals_why(sessions).lines() {
         out.push_str(&format!("# {line}\n"));
@@ -161,6 +164,10 @@ pub fn sshd(
         ("PermitOpen", "none"),
         ("GatewayPorts", "no"),
         ("PermitUserRC", "no"),
+        // A Match block's AcceptEnv replaces the global list (sshd -T -C shows it), but
+        // cannot empty it: one name nothing reads closes what a global `AcceptEnv *` opened
+        // (a client's own SSH_USER_AUTH, for one).
+        ("AcceptEnv", ACCEPT_NO_ENV),
         ("ClientAliveInterval", "15"),
         ("ClientAliveCountMax", "4"),
     ];

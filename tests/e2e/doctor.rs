@@ -1,7 +1,7 @@
 //! `agent-gate doctor` on the end-to-end host, as root: the host as set up (with its two
 //! deliberately unrendered authorized_keys lines), then clean, then with each piece broken in
-//! turn and restored: a stale sudoers, a missing program, an `AcceptEnv *` outside the Match
-//! block. Doctor writes no audit record (its test datagram goes at user.debug, which the
+//! turn and restored: a stale sudoers, a missing program, an `AcceptEnv *` in a Match after
+//! the block. Doctor writes no audit record (its test datagram goes at user.debug, which the
 //! host's receiver does not keep), so the ledger is unchanged.
 
 use std::os::unix::fs::PermissionsExt;
@@ -155,16 +155,21 @@ pub fn doctor_names_what_is_broken(_host: &Host, ledger: &mut Ledger) {
         "a missing program",
     );
 
-    // `AcceptEnv *` outside the Match block: the block cannot take it back.
+    // `AcceptEnv *` in a Match after the block: it adds to the block's list for the account.
+    // (A global one before the block is replaced by the block's: see tests/render.rs.)
     let config = path("sshd_config");
     let sshd_config = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("AcceptEnv *\n{sshd_config}")).unwrap();
+    std::fs::write(
+        &config,
+        format!("{sshd_config}\nMatch all\n    AcceptEnv *\n"),
+    )
+    .unwrap();
     let out = doctor(&[]);
     std::fs::write(&config, &sshd_config).unwrap();
     fails_naming(
         &out,
         "sshd AcceptEnv",
-        "accepts `*`",
+        " *` from the client",
         "a global AcceptEnv *",
     );
 

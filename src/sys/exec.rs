@@ -967,7 +967,8 @@ pub struct CallOutput {
 
 /// Run the gateway for one MCP call: `program` (this executable) with `args` and only `env`,
 /// no stdin, both outputs read (at most `max` bytes each kept); when `cancel` completes
-/// first, SIGTERM, and SIGKILL if it has not ended after `GRACE` and a second more.
+/// first, SIGTERM, and SIGKILL if it has not ended after the time its own ending may take
+/// (`GRACE`, the container cleanup's two calls and the finish record).
 pub async fn call_gateway(
     program: &std::path::Path,
     args: &[std::ffi::OsString],
@@ -1010,7 +1011,10 @@ pub async fn call_gateway(
                 if let Some(pid) = pid {
                     let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
                 }
-                let limit = GRACE + Duration::from_secs(1);
+                // Room for the call's own ending: its group's grace, removing the containers
+                // it started (two bounded docker calls and the engine's own --rm), and its
+                // finish record; SIGKILL mid-cleanup would leave them running.
+                let limit = GRACE + 2 * CLEANUP_CALL + Duration::from_secs(5);
                 match tokio::time::timeout(limit, child.wait()).await {
                     Ok(status) => (status, true),
                     Err(_) => {

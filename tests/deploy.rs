@@ -87,6 +87,10 @@ keys:
     may: [deploy]
   other:
     may: [deploy]
+  pinned:
+    may: [deploy]
+    from: [192.0.2.0/24]
+    public_key: {pinned_key}
 deploy:
   flake: {d}/flake
   nh: {d}/nh
@@ -96,7 +100,8 @@ deploy:
     expire_seconds: {expire}
     wait_seconds: {wait}
     notify: [{d}/notify, --channel, ops]
-"#
+"#,
+            pinned_key = world::PINNED_KEY
         );
         std::fs::write(p.join("rules.yaml"), rules).unwrap();
         let socket = UnixDatagram::bind(p.join("log.sock")).unwrap();
@@ -895,4 +900,71 @@ fn a_flake_others_can_write_is_neither_filed_nor_approved() {
     let error = record_of(&desk, "config-error");
     assert!(error.contains(&why), "{error}");
     assert_eq!(desk.ran("nh"), None);
+}
+
+#[test]
+fn the_step_called_directly_files_only_what_the_rules_allow_the_label() {
+    need_root!();
+    let desk = Desk::new(600, 0);
+    let step = |extra: &[&str]| {
+        let mut args = vec![
+            "deploy-step",
+            "--rules",
+            desk.path("rules.yaml").to_str().unwrap(),
+            "--form",
+            "nh",
+            "--key",
+            "pinned",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("--no-wait".to_string());
+        Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    for (extra, why) in [
+        (
+            vec!["--client", "192.0.2.5", "--fingerprint", world::OTHER_FP],
+            "not the one registered for this label",
+        ),
+        (
+            vec!["--client", "203.0.113.9", "--fingerprint", world::PINNED_FP],
+            "may not connect from this address",
+        ),
+        (
+            vec!["--client", "192.0.2.5"],
+            "cannot tell which key authenticated",
+        ),
+        (
+            vec!["--fingerprint", world::PINNED_FP],
+            "may not connect from this address",
+        ),
+    ] {
+        let out = step(&extra);
+        assert_eq!(out.status.code(), Some(77), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{extra:?}: {}", stderr(&out));
+        let records = desk.records();
+        let last = records.last().unwrap();
+        assert!(
+            last.contains("rule=\"identity\"") && last.contains(why),
+            "{last}"
+        );
+    }
+    let pending = desk.operator(&[
+        "pending",
+        "--rules",
+        desk.path("rules.yaml").to_str().unwrap(),
+    ]);
+    assert!(
+        !stdout(&pending).contains("pinned"),
+        "nothing was filed: {}",
+        stdout(&pending)
+    );
+    // What the rules allow the label is filed.
+    let out = step(&["--client", "192.0.2.5", "--fingerprint", world::PINNED_FP]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
 }

@@ -212,6 +212,21 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
             "refused: the audit log cannot be written ({e}); nothing about a deploy happens without its record"
         ))
     })?;
+    // Called through its sudoers line directly, the step would file whatever client and key
+    // it is told, and `pending` would show them as fact: they must be what the rules allow
+    // the label (its pinned key, an address inside its `from`).
+    let claimed = crate::decide::Request {
+        raw: "",
+        key: Some(&args.key),
+        by_key: false,
+        client: args.client,
+        fingerprint: args.fingerprint.as_deref(),
+    };
+    if let Err(why) = crate::decide::identity(&policy, &claimed) {
+        let record = AuditRecord::refused(&origin, "deploy-step", "identity", &why.reason);
+        let _ = audit.write(&record);
+        return Err(refused(format!("refused: {}", why.reason)));
+    }
     let store = Store::open(&deploy.approval.store, true)
         .map_err(|e| broken_store(&mut audit, &mut origin, &e))?;
     let mut ctx = Ctx {

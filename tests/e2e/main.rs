@@ -179,11 +179,13 @@ fn end_to_end() {
 
     let records = ledger.settle("the end");
     // The -tt session's client may be gone before the gateway reads sshd's auth-info file;
-    // sshd deletes it with the session, and the gateway then refuses (fail closed).
-    for record in records
-        .iter()
-        .filter(|r| field(r, "cmd") != Some(TT_COMMAND))
-    {
+    // sshd deletes it with the session, and the gateway then refuses (fail closed). The
+    // approval step called directly without a fingerprint is refused for lacking one.
+    let unnamed = |r: &&String| {
+        field(r, "cmd") == Some(TT_COMMAND)
+            || (field(r, "cmd") == Some("deploy-step") && field(r, "rule") == Some("identity"))
+    };
+    for record in records.iter().filter(|r| !unnamed(r)) {
         assert!(
             field(record, "fingerprint").is_some_and(|f| f.starts_with("SHA256:")),
             "every record names the key: {record}"
@@ -939,9 +941,29 @@ fn deploy_approval(host: &Host, ledger: &mut Ledger) {
         "sudo -n {gate} approve {id} --yes --rules {rules}"
     ));
     assert!(!out.status.success(), "sudo refuses approve");
-    // Calling the approval step directly files (or joins) a request, and deploys nothing.
+    // Calling the approval step directly files (or joins) a request only with what the rules
+    // allow the label (its pinned key), and deploys nothing.
     let out = as_account(&format!(
         "sudo -n {gate} deploy-step --rules {rules} --form nh --key hermes --client 127.0.0.1"
+    ));
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot tell which key authenticated"),
+        "{}",
+        text(&out.stderr)
+    );
+    ledger.refused();
+    let listed = host::run(
+        "ssh-keygen",
+        &["-lf", path("client/hermes.pub").to_str().unwrap()],
+    );
+    let fingerprint = text(&listed.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let out = as_account(&format!(
+        "sudo -n {gate} deploy-step --rules {rules} --form nh --key hermes --client 127.0.0.1 --fingerprint {fingerprint}"
     ));
     assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
     assert!(

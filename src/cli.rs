@@ -38,7 +38,12 @@ pub struct Forced {
     /// agent's command, or the forced command from authorized_keys (`agent-gate --key L`),
     /// in which case the agent's command is in SSH_ORIGINAL_COMMAND. The label always comes
     /// from the key that authenticated (ExposeAuthInfo), never from COMMAND.
-    #[arg(short = 'c', value_name = "COMMAND", conflicts_with = "key")]
+    #[arg(
+        short = 'c',
+        value_name = "COMMAND",
+        conflicts_with = "key",
+        allow_hyphen_values = true
+    )]
     pub shell_command: Option<String>,
     /// Set by the gateway's MCP server when it runs one tool call: the session it belongs to.
     #[arg(long, value_name = "ID", hide = true)]

@@ -509,6 +509,18 @@ fn a_forced_command_seen_through_the_login_shell_can_change_nothing() {
         assert!(record.contains(reason), "{reason}: {record}");
         assert!(!record.contains("config-error"), "{record}");
     }
+    // A command that starts with `-` is a command, not the gateway's own option.
+    for command in ["-x", "--rules=/etc/shadow", "-h"] {
+        let out = w
+            .shell(command)
+            .env("SSH_USER_AUTH", &pinned)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(77), "{command}: {out:?}");
+        let record = w.record().1;
+        assert!(record.contains("event=\"decision\""), "{record}");
+        assert!(record.contains(&format!("cmd=\"{command}\"")), "{record}");
+    }
     assert_eq!(
         w.ran("docker").unwrap().len(),
         2,

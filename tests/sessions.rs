@@ -52,3 +52,22 @@ fn the_thirty_third_session_of_a_label_is_refused() {
     w.gate(Some("docker ps")).assert().success();
     assert!(w.ran("docker").is_some());
 }
+
+#[test]
+fn an_mcp_call_cannot_open_an_mcp_session() {
+    need_root!();
+    let w = World::new();
+    let out = w
+        .process("hermes", Some("mcp"))
+        .args(["--session", "0123456789abcdef", "--call", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77), "{out:?}");
+    let record = w.record().1;
+    assert!(
+        record.contains("rule=\"mcp\"") && record.contains("cannot be opened inside one"),
+        "{record}"
+    );
+    assert!(!record.contains("session-start"), "{record}");
+    w.no_more_records();
+}

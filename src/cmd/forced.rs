@@ -92,6 +92,19 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     if let Some(label) = &label {
         origin.key = label.clone();
     }
+    // An MCP call that asks for MCP would serve a second session inside the first, writing
+    // session-start and session-end records under the first one's id.
+    let nested = inv.cli.forced.session.is_some()
+        && crate::tokenize::tokenize(&raw).is_ok_and(|words| words == ["mcp"]);
+    if nested {
+        let record = AuditRecord::refused(
+            &origin,
+            &recorded,
+            "mcp",
+            "an MCP session cannot be opened inside one: call `run` with the command itself",
+        );
+        return refuse_early(&record, &socket, &policy, err);
+    }
     // Each SSH session of a label holds one of its slots until this process ends; the calls
     // of an MCP session (`--session`) run inside the session's own.
     let _slot = match (&label, &inv.cli.forced.session) {

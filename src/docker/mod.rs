@@ -52,7 +52,8 @@ pub fn check(
         )
         .hint("write the subcommand first: `docker ps -a`"));
     }
-    let (name, rest) = subcommand_name(first, args.get(1..).unwrap_or_default())?;
+    let (name, rest) = subcommand_name(first, args.get(1..).unwrap_or_default())
+        .map_err(|r| r.hint(allowed_list()))?;
     if sudo && !docker.sudo_subcommands.contains_key(&name) {
         let list: Vec<&str> = docker.sudo_subcommands.keys().map(String::as_str).collect();
         return Err(Refusal::new(
@@ -141,7 +142,23 @@ pub fn check(
     // A container run in the foreground is the session's: the gateway labels it, and removes
     // it if it has to end the command early (the client gone, a stop signal, the timeout).
     // One run with `-d` (`--detach`, `-dit`, ...) is meant to outlive the session.
-    let plan = if name == "run" && parsed.given("detach").is_none() {
+    let foreground = name == "run" && parsed.given("detach").is_none();
+    // A restart policy makes the engine start a foreground run's container again after its
+    // command ends, when the session and its cleanup are gone: only `-d` may ask for one.
+    if let Some(restart) = parsed.given("restart").filter(|_| foreground)
+        && restart.value.is_some_and(|v| v != "no")
+    {
+        return Err(Refusal::new(
+            rule.clone(),
+            format!(
+                "{rule}: `{} {}` restarts the container after the session ends: only a run with -d may have a restart policy",
+                restart.written,
+                restart.value.unwrap_or_default()
+            ),
+        )
+        .hint("add -d for a container meant to outlive the session, or leave out --restart"));
+    }
+    let plan = if foreground {
         plan.starts_containers(0)
     } else {
         plan
@@ -202,6 +219,17 @@ fn run_details(parsed: &Parsed<'_>) -> Vec<(&'static str, String)> {
 
 /// `system df`, `network ls`, `volume ls` are two words; `info` is `system info`.
 fn subcommand_name<'a>(first: &str, rest: &'a [String]) -> Result<(String, &'a [String]), Refusal> {
+    // A subcommand is a plain word: `'system df'` is one argument docker cannot run, and the
+    // agent's text must not become the rule a record names.
+    let plain = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    let verb = rest.first().map(String::as_str);
+    let two = matches!(first, "system" | "network" | "volume");
+    if !plain(first) || (two && verb.is_some_and(|v| !v.starts_with('-') && !plain(v))) {
+        return Err(Refusal::new(
+            "docker",
+            "a docker subcommand is a plain word of lowercase letters: that one is not",
+        ));
+    }
     match first {
         "info" => Ok(("system info".to_string(), rest)),
         "system" | "network" | "volume" => match rest.split_first() {

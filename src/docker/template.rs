@@ -162,6 +162,15 @@ pub fn check(template: &str) -> Result<(), String> {
 /// a field named like their last part anywhere (`{{with .Config}}{{.Env}}`), not by printing
 /// a value that holds them whole (`.`, `{{json .}}`, `.Config`).
 pub fn check_hiding(template: &str, hidden: &[&[&str]]) -> Result<(), String> {
+    // The docker CLI prints the whole object for an empty format (`--format ''`), and for
+    // `json` in CLIs that know it (24 and later): the environment with it.
+    let word = template.trim();
+    if !hidden.is_empty() && (word.is_empty() || word.eq_ignore_ascii_case("json")) {
+        return Err(
+            "an empty --format, or `json`, prints the whole object, its environment included: send `docker inspect` without --format (values are redacted) or a template of the fields you need"
+                .to_string(),
+        );
+    }
     if template.len() > MAX_BYTES {
         return Err(format!(
             "a --format template is at most {MAX_BYTES} bytes (this one has {})",

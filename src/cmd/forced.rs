@@ -170,6 +170,7 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 by_key: request.by_key,
                 client: request.client,
                 fingerprint: request.fingerprint.map(String::from),
+                max_calls: policy.keys.get(&origin.key).map_or(1, |k| k.max_sessions),
             };
             let started = Instant::now();
             let _ = sink.write(&AuditRecord::session("session-start", &origin, "serving"));

@@ -37,6 +37,8 @@ pub struct Caller {
     pub by_key: bool,
     pub client: Option<std::net::IpAddr>,
     pub fingerprint: Option<String>,
+    /// How many of the session's calls run at once (the label's `max_sessions`); more wait.
+    pub max_calls: u32,
 }
 
 #[derive(Clone)]
@@ -50,6 +52,9 @@ struct Gateway {
     /// Told when the session ends: every running call's gateway is stopped.
     ending: tokio_util_like::Ending,
     last_call: Arc<std::sync::Mutex<Instant>>,
+    /// One permit per call running: a session runs no more calls at once than its label may
+    /// have sessions, or it would be a way around `max_sessions`.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 /// A `notify` that stays set once set, so a call that starts after the end still sees it.
@@ -131,6 +136,18 @@ impl Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         self.touch();
+        let waited = tokio::select! {
+            permit = self.running.clone().acquire_owned() => permit.ok(),
+            () = context.ct.cancelled() => None,
+            () = self.ending.wait() => None,
+        };
+        let Some(_permit) = waited else {
+            return Ok(text_result(
+                "decision: cancelled; it was waiting for one of the session's running calls to end"
+                    .to_string(),
+                serde_json::json!({"decision": "cancelled", "ran": false}),
+            ));
+        };
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let (args, env): (Vec<OsString>, Vec<(OsString, OsString)>) =
             self.template.argv(&command, &self.session, call);
@@ -348,6 +365,7 @@ pub fn serve(
         Ok(rt) => rt,
         Err(e) => return format!("not started: {e}"),
     };
+    let max_calls = caller.max_calls;
     let gateway = Gateway {
         exe,
         rules,
@@ -357,6 +375,9 @@ pub fn serve(
         calls: Arc::new(AtomicU64::new(0)),
         ending: tokio_util_like::Ending::new(),
         last_call: Arc::new(std::sync::Mutex::new(Instant::now())),
+        running: Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(max_calls).unwrap_or(1).max(1),
+        )),
     };
     let ending = gateway.ending.clone();
     let last_call = gateway.last_call.clone();
@@ -425,11 +446,13 @@ mod tests {
                 by_key: false,
                 client: None,
                 fingerprint: None,
+                max_calls: 2,
             },
             session: "0123456789abcdef".into(),
             calls: Arc::new(AtomicU64::new(0)),
             ending: tokio_util_like::Ending::new(),
             last_call: Arc::new(std::sync::Mutex::new(Instant::now())),
+            running: Arc::new(tokio::sync::Semaphore::new(2)),
         };
         tokio::spawn(async move {
             let transport =

@@ -382,15 +382,52 @@ pub fn publish(value: &str, addresses: &[String]) -> Verdict {
             addresses.join(", ")
         ));
     }
-    let port_ok = |p: &str| {
-        p.splitn(2, '-')
-            .all(|n| !n.is_empty() && n.len() <= 5 && n.bytes().all(|b| b.is_ascii_digit()))
+    // A range is one root docker-proxy per port, and `1-65535` takes every free port on the
+    // address: at most 16 ports. A host port below 1024 is a privileged service's.
+    let number = |p: &str| {
+        (!p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && !p.starts_with('0'))
+        .then(|| p.parse::<u32>().ok())
+        .flatten()
+        .filter(|n| (1..=65_535).contains(n))
     };
-    match ports.as_slice() {
-        [host, container] if (host.is_empty() || port_ok(host)) && port_ok(container) => Ok(()),
-        _ => refuse("a publish is `ADDR:HOST_PORT:CONTAINER_PORT`"),
+    let range = |p: &str| match p.split_once('-') {
+        None => number(p).map(|n| (n, n)),
+        Some((a, b)) => number(a).zip(number(b)).filter(|(a, b)| a <= b),
+    };
+    let Some((host, container)) = (match ports.as_slice() {
+        [host, container] => Some((*host, *container)),
+        _ => None,
+    }) else {
+        return refuse("a publish is `ADDR:HOST_PORT:CONTAINER_PORT`");
+    };
+    let Some((low, high)) = range(container) else {
+        return refuse("a container port is a number from 1 to 65535, or a range of them");
+    };
+    if high - low >= MAX_PUBLISHED {
+        return refuse(format!(
+            "a published range is at most {MAX_PUBLISHED} ports"
+        ));
+    }
+    if host.is_empty() {
+        return Ok(());
+    }
+    match range(host) {
+        None => refuse("a host port is a number from 1 to 65535, or a range of them"),
+        Some((a, b)) if b - a >= MAX_PUBLISHED => refuse(format!(
+            "a published range is at most {MAX_PUBLISHED} ports"
+        )),
+        Some((a, _)) if a < 1024 => refuse(
+            "a host port below 1024 belongs to a privileged service: publish on 1024 or above",
+        ),
+        Some(_) => Ok(()),
     }
 }
+
+/// The most ports one `-p` may publish.
+const MAX_PUBLISHED: u32 = 16;
 
 pub fn network(value: &str, networks: &[String]) -> Verdict {
     if networks.iter().any(|n| n == value) {

@@ -434,10 +434,20 @@ mod tests {
         tokio::io::WriteHalf<tokio::io::DuplexStream>,
         tokio::io::Lines<BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
     ) {
+        session_with(PathBuf::from("/nonexistent/agent-gate")).await
+    }
+
+    /// A session whose calls start `exe` (with the gateway's arguments) in its place.
+    async fn session_with(
+        exe: PathBuf,
+    ) -> (
+        tokio::io::WriteHalf<tokio::io::DuplexStream>,
+        tokio::io::Lines<BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
+    ) {
         let (ours, theirs) = tokio::io::duplex(4 << 20);
         let (read, write) = tokio::io::split(theirs);
         let gateway = Gateway {
-            exe: PathBuf::from("/nonexistent/agent-gate"),
+            exe,
             rules: PathBuf::from("/nonexistent/rules.yaml"),
             template: CallTemplate::for_tests(),
             caller: Caller {
@@ -483,6 +493,55 @@ mod tests {
     }
 
     const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+    #[tokio::test]
+    async fn a_session_runs_no_more_calls_at_once_than_its_bound() {
+        // In the gateway's place, a script that notes how many calls run beside it.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let exe = dir.path().join("gate");
+        std::fs::create_dir(dir.path().join("running")).unwrap();
+        std::fs::write(
+            &exe,
+            format!(
+                "#!/bin/sh\ntouch {d}/running/$$\nls {d}/running | wc -l >> {d}/seen\nsleep 0.3\nls {d}/running | wc -l >> {d}/seen\nrm {d}/running/$$\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let (mut w, mut lines) = session_with(exe).await;
+        send(&mut w, INIT).await;
+        let _ = answer(&mut lines).await;
+        send(
+            &mut w,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        )
+        .await;
+        for id in 10..16 {
+            send(
+                &mut w,
+                &format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"run","arguments":{{"command":"sleep 1"}}}}}}"#
+                ),
+            )
+            .await;
+        }
+        let mut answered = Vec::new();
+        for _ in 10..16 {
+            answered.push(answer(&mut lines).await["id"].as_u64().unwrap());
+        }
+        answered.sort_unstable();
+        assert_eq!(answered, (10..16).collect::<Vec<u64>>());
+        let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
+        let most = seen
+            .lines()
+            .filter_map(|l| l.trim().parse::<u32>().ok())
+            .max();
+        // Six calls, two at a time (the session's bound, `max_calls: 2`).
+        assert_eq!(seen.lines().count(), 12, "{seen}");
+        assert!(most.is_some_and(|n| n <= 2), "{seen}");
+    }
 
     #[tokio::test]
     async fn protocol_errors_answer_and_leave_the_session_alive() {

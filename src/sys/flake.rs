@@ -55,6 +55,18 @@ fn bind_tree(flake: &Path) -> Result<Binding, String> {
     let git_rev = git_rev(flake)?;
     let mut tree = Tree::default();
     tree.walk(flake, Path::new(""), 0)?;
+    // Nix evaluates a git flake from what the index tracks: a `git add` of an untracked file
+    // changes what is built while every file's content stays the same.
+    let index = flake.join(".git/index");
+    match fs::symlink_metadata(&index) {
+        Ok(m) if m.is_file() => {
+            let digest = sha256_file(&index)?;
+            tree.entry(b"i", Path::new(".git/index"), digest.as_bytes());
+        }
+        Ok(_) => return Err(format!("{} is not a regular file", index.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", index.display())),
+    }
     Ok(Binding {
         flake: flake.display().to_string(),
         flake_lock: format!("sha256:{flake_lock}"),
@@ -185,19 +197,22 @@ fn git_rev(flake: &Path) -> Result<Option<String>, String> {
             "the flake is a git repository but its revision cannot be read ({why}); refusing to bind it"
         )
     };
-    // A worktree or submodule has a `.git` file naming its git directory.
-    let gitdir = if meta.is_dir() {
-        dotgit
-    } else {
-        let text = read_small(&dotgit).map_err(unreadable)?;
-        let named = text
-            .trim_end()
-            .strip_prefix("gitdir: ")
-            .ok_or_else(|| unreadable(format!("{} names no gitdir", dotgit.display())))?;
-        flake.join(named)
-    };
+    // A worktree or submodule has a `.git` file naming a git directory elsewhere, whose index
+    // and refs (what nix evaluates) the binding would not cover, and others might write.
+    if !meta.is_dir() {
+        return Err(format!(
+            "the flake's {} is not a directory (a worktree or submodule keeps its git directory outside the flake, beyond the binding): deploy from a repository whose .git is inside the flake",
+            dotgit.display()
+        ));
+    }
+    let gitdir = dotgit;
     let common = match read_small(&gitdir.join("commondir")) {
-        Ok(text) => gitdir.join(text.trim_end()),
+        Ok(_) => {
+            return Err(format!(
+                "the flake's {} shares another repository's objects and refs (commondir): deploy from a repository of its own",
+                gitdir.display()
+            ));
+        }
         Err(_) => gitdir.clone(),
     };
     let head = read_small(&gitdir.join("HEAD")).map_err(unreadable)?;
@@ -288,12 +303,30 @@ mod tests {
         fs::write(p.join(".git/refs/heads/main"), format!("{newer}\n")).unwrap();
         let b = bind_tree(p).unwrap();
         assert_eq!(b.git_rev.as_deref(), Some(newer));
-        fs::write(p.join(".git/index"), "changes nothing").unwrap();
+        fs::write(p.join(".git/objects-stand-in"), "not part of the tree").unwrap();
         assert_eq!(
             bind_tree(p).unwrap().tree,
             b.tree,
-            ".git is not part of the tree"
+            ".git's own files are not"
         );
+        // But the index is: `git add` of an untracked file changes what nix evaluates.
+        fs::write(p.join(".git/index"), "DIRC one").unwrap();
+        let indexed = bind_tree(p).unwrap().tree;
+        assert_ne!(indexed, b.tree, "the index is part of the binding");
+        fs::write(p.join(".git/index"), "DIRC two").unwrap();
+        assert_ne!(bind_tree(p).unwrap().tree, indexed);
+        fs::remove_file(p.join(".git/index")).unwrap();
+        // A git directory elsewhere (a worktree's `.git` file) is beyond the binding.
+        let real = tempfile::tempdir().unwrap();
+        let wt = tempfile::tempdir().unwrap();
+        fs::write(wt.path().join("flake.lock"), "{}").unwrap();
+        fs::write(
+            wt.path().join(".git"),
+            format!("gitdir: {}\n", real.path().display()),
+        )
+        .unwrap();
+        let refused = bind_tree(wt.path()).unwrap_err();
+        assert!(refused.contains("outside the flake"), "{refused}");
         fs::write(p.join(".git/HEAD"), "ref: refs/../../etc/passwd\n").unwrap();
         assert!(bind_tree(p).is_err());
         fs::write(p.join(".git/HEAD"), format!("{rev}\n")).unwrap();

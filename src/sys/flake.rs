@@ -351,9 +351,7 @@ mod tests {
             eprintln!("skipped: needs root (a flake root owns, to walk)");
             return;
         }
-        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        fs::create_dir_all(&base).unwrap();
-        let dir = tempfile::tempdir_in(base).unwrap();
+        let dir = crate::sys::walk::trusted_test_dir();
         let p = dir.path().join("flake");
         fs::create_dir(&p).unwrap();
         fs::write(p.join("flake.lock"), "{}\n").unwrap();

@@ -365,9 +365,7 @@ mod tests {
             eprintln!("skipped: the approval store tests need root");
             return None;
         }
-        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        fs::create_dir_all(&base).unwrap();
-        let dir = tempfile::tempdir_in(base).unwrap();
+        let dir = crate::sys::walk::trusted_test_dir();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let store = Store::open(&dir.path().join("store"), true).unwrap();
         let policy = crate::rules::parse(

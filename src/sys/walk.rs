@@ -300,6 +300,23 @@ fn walk(path: &Path, expect: Expect) -> Result<(Walked, Metadata), WalkError> {
     Ok((walked, meta))
 }
 
+/// A temporary directory the walk trusts, for tests run as root: under `/run` (root 0755),
+/// not under the checkout, which may itself sit in /tmp (1777) as a CI clone can.
+#[cfg(test)]
+pub(crate) fn trusted_test_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let base = Path::new(TRUSTED_TEST_BASE);
+    let _ = fs::create_dir(base);
+    let _ = fs::set_permissions(base, fs::Permissions::from_mode(0o755));
+    let dir = tempfile::tempdir_in(base).unwrap_or_else(|e| panic!("{}: {e}", base.display()));
+    let _ = fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755));
+    dir
+}
+
+/// Where the tests' trusted directories go (tests/support/world.rs uses the same).
+#[cfg(test)]
+const TRUSTED_TEST_BASE: &str = "/run/agent-gate-tests";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,9 +335,7 @@ mod tests {
             eprintln!("skipped: the path walk needs root to own its test tree");
             return None;
         }
-        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        fs::create_dir_all(&base).unwrap();
-        let dir = tempfile::tempdir_in(base).unwrap();
+        let dir = trusted_test_dir();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         fs::create_dir(dir.path().join("etc")).unwrap();
         fs::write(dir.path().join("etc/rules.yaml"), "version: 1\n").unwrap();

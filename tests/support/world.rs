@@ -105,11 +105,12 @@ esac
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// A temporary directory that forced mode can trust: under the target directory (root 0755
-/// all the way down when the suite runs as root), not /tmp, whose 1777 the path walk refuses.
+/// A temporary directory that forced mode can trust: under /run (root 0755), not /tmp, whose
+/// 1777 the path walk refuses, nor the checkout, which may itself sit under /tmp.
 pub fn trusted_tempdir() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(base).unwrap();
+    let base = Path::new("/run/agent-gate-tests");
+    let _ = std::fs::create_dir(base);
+    std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = tempfile::tempdir_in(base).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir

@@ -56,7 +56,7 @@ impl Desk {
             script(
                 &p.join(name),
                 &format!(
-                    "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{d}/{name}.ran'\nid -u >> '{d}/{name}.ran'\nenv | sort > '{d}/{name}.env'\necho \"{name} switched\"\nexit 0\n"
+                    "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{d}/{name}.ran'\nid -u >> '{d}/{name}.ran'\nenv | sort > '{d}/{name}.env'\nfor a in \"$@\"; do [ -f \"$a/flake.nix\" ] && cat \"$a/flake.nix\" > '{d}/{name}.flake'; done\necho \"{name} switched\"\nexit 0\n"
                 ),
             );
         }
@@ -305,7 +305,15 @@ fn approve_then_run_once() {
         "{}",
         stderr(&run)
     );
-    let flake = desk.path("flake").display().to_string();
+    // The approved argv, as root, on the step's own copy of the approved tree, removed after.
+    let copy = desk.path("store").join(format!("{id}.tree"));
+    let flake = copy.display().to_string();
+    assert!(!copy.exists(), "the copy is removed when the deploy ends");
+    assert_eq!(
+        std::fs::read_to_string(desk.path("nh.flake")).unwrap(),
+        std::fs::read_to_string(desk.path("flake/flake.nix")).unwrap(),
+        "nix read the approved flake.nix"
+    );
     assert_eq!(
         desk.ran("nh").unwrap(),
         ["os", "switch", "--bypass-root-check", &flake, "0"],
@@ -370,11 +378,13 @@ fn a_waiting_agent_sees_the_approval_within_a_second() {
         rest.iter().any(|l| l.contains("approved by alice")),
         "{rest:?}"
     );
-    let flake = desk.path("flake").display().to_string();
-    assert_eq!(
-        desk.ran("nixos-rebuild").unwrap(),
-        ["switch", "--flake", &flake, "0"]
+    let ran = desk.ran("nixos-rebuild").unwrap();
+    let flake = ran[2].clone();
+    assert!(
+        flake.starts_with(&desk.path("store").display().to_string()) && flake.ends_with(".tree"),
+        "{flake}"
     );
+    assert_eq!(ran, ["switch", "--flake", &flake, "0"]);
 }
 
 #[test]

@@ -25,7 +25,7 @@ use super::say;
 use crate::audit::{AuditRecord, Origin, rfc3339};
 use crate::cli::DeployStep;
 use crate::deploy::request::{self, Binding, DeployRequest, State, command_line};
-use crate::deploy::{Asker, Form, operator_command, root_plan};
+use crate::deploy::{Asker, Form, operator_command, root_plan, root_plan_at};
 use crate::plan::ExecPlan;
 use crate::policy::{DeployPolicy, Policy};
 use crate::sys::exec::{self, Interrupts};
@@ -53,6 +53,7 @@ fn refused(message: impl Into<String>) -> Stop {
 struct Ctx<'a> {
     deploy: &'a DeployPolicy,
     policy: &'a Policy,
+    form: Form,
     plan: ExecPlan,
     asker: Asker,
     origin: Origin,
@@ -232,6 +233,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
     let mut ctx = Ctx {
         deploy,
         policy: &policy,
+        form,
         plan,
         asker,
         origin,
@@ -586,10 +588,32 @@ fn execute(ctx: &mut Ctx, request: DeployRequest, err: &mut dyn Write) -> Step<i
     );
     let stdout = std::io::stdout();
     let started = Instant::now();
-    let (status, code) = match exec::run(&ctx.plan, stdout.as_fd()) {
-        Ok(finished) => (finished.describe(), finished.exit_code()),
-        Err(e) => (format!("not started: {e}"), EXIT_NOT_STARTED),
+    // nix reads a root-private copy of the tree, bound again as it is copied: whoever can
+    // write the flake cannot change what is built between the approval and the build.
+    let copy = ctx.store.tree_path(&request.id);
+    let _ = std::fs::remove_dir_all(&copy);
+    let approved = &request.binding;
+    let plan = match flake::copy_bound(Path::new(&ctx.deploy.flake), &copy) {
+        Ok(b)
+            if b.tree == approved.tree
+                && b.flake_lock == approved.flake_lock
+                && b.git_rev == approved.git_rev =>
+        {
+            root_plan_at(ctx.policy, ctx.form, copy.display().to_string())
+                .ok_or_else(|| "the deploy form is no longer configured".to_string())
+        }
+        Ok(b) => Err(format!(
+            "the flake changed between the approval and its copy: it is now {}",
+            describe(&b)
+        )),
+        Err(e) => Err(format!("the approved tree could not be copied: {e}")),
     };
+    let (status, code) = match plan.map(|plan| exec::run(&plan, stdout.as_fd())) {
+        Ok(Ok(finished)) => (finished.describe(), finished.exit_code()),
+        Ok(Err(e)) => (format!("not started: {e}"), EXIT_NOT_STARTED),
+        Err(why) => (format!("not started: {why}"), EXIT_REFUSED),
+    };
+    let _ = std::fs::remove_dir_all(&copy);
     let elapsed = started.elapsed().as_millis().to_string();
     let mut finished = request;
     if let Ok(lock) = ctx.store.lock() {

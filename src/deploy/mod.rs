@@ -40,8 +40,12 @@ impl Form {
 /// What runs as root for this form of deploy, when the rules configure it. nh refuses to run
 /// as root unless told it is meant (`--bypass-root-check`); as root it needs no sudo of its own.
 pub fn root_plan(policy: &Policy, form: Form) -> Option<ExecPlan> {
+    root_plan_at(policy, form, policy.deploy.as_ref()?.flake.clone())
+}
+
+/// `root_plan`, reading the flake at `flake`: the step's private copy of the approved tree.
+pub fn root_plan_at(policy: &Policy, form: Form, flake: String) -> Option<ExecPlan> {
     let deploy = policy.deploy.as_ref()?;
-    let flake = deploy.flake.clone();
     let (program, args) = match form {
         Form::Nh => (
             deploy.nh.as_ref()?,

@@ -76,6 +76,90 @@ fn bind_tree(flake: &Path) -> Result<Binding, String> {
     })
 }
 
+/// Copy the flake, `.git` included, into `to` (a new directory in a root-private place), and
+/// bind the copy: what nix then reads is exactly what was bound, whoever writes the flake
+/// afterwards. Regular files, directories and symlinks only (a symlink is copied as one);
+/// the copy is bounded like the binding (`MAX_FILES`, `MAX_BYTES`).
+pub fn copy_bound(flake: &Path, to: &Path) -> Result<Binding, String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    fn copy(from: &Path, to: &Path, depth: usize, budget: &mut (u64, u64)) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("{} is nested too deep to copy", from.display()));
+        }
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(to)
+            .map_err(|e| format!("{}: {e}", to.display()))?;
+        let mut names: Vec<_> = fs::read_dir(from)
+            .map_err(|e| format!("{}: {e}", from.display()))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", from.display()))?;
+        names.sort();
+        for name in names {
+            let (src, dst) = (from.join(&name), to.join(&name));
+            budget.0 += 1;
+            if budget.0 > MAX_FILES {
+                return Err(format!(
+                    "the flake has more than {MAX_FILES} files: too large to copy"
+                ));
+            }
+            let meta = fs::symlink_metadata(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                let target = fs::read_link(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+                std::os::unix::fs::symlink(&target, &dst)
+                    .map_err(|e| format!("{}: {e}", dst.display()))?;
+            } else if kind.is_dir() {
+                copy(&src, &dst, depth + 1, budget)?;
+                fs::set_permissions(
+                    &dst,
+                    fs::Permissions::from_mode(meta.permissions().mode() & 0o777),
+                )
+                .map_err(|e| format!("{}: {e}", dst.display()))?;
+            } else if kind.is_file() {
+                let mut input = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+                    .open(&src)
+                    .map_err(|e| format!("{}: {e}", src.display()))?;
+                let mut output = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(meta.permissions().mode() & 0o777)
+                    .open(&dst)
+                    .map_err(|e| format!("{}: {e}", dst.display()))?;
+                // Exactly the mode bound (the umask would narrow the one given at create).
+                output
+                    .set_permissions(fs::Permissions::from_mode(
+                        meta.permissions().mode() & 0o777,
+                    ))
+                    .map_err(|e| format!("{}: {e}", dst.display()))?;
+                let left = MAX_BYTES.saturating_sub(budget.1);
+                let copied = std::io::copy(&mut (&mut input).take(left + 1), &mut output)
+                    .map_err(|e| format!("{}: {e}", src.display()))?;
+                budget.1 += copied;
+                if budget.1 > MAX_BYTES {
+                    return Err(format!(
+                        "the flake holds more than {MAX_BYTES} bytes: too large to copy"
+                    ));
+                }
+            } else {
+                return Err(format!(
+                    "{} is neither a file, a directory nor a symlink: it cannot be deployed",
+                    src.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+    walk::check(flake, Expect::Dir).map_err(|e| format!("the flake {e}"))?;
+    copy(flake, to, 0, &mut (0, 0))?;
+    let mut bound = bind_tree(to)?;
+    bound.flake = flake.display().to_string();
+    Ok(bound)
+}
+
 fn sha256_file(path: &Path) -> Result<String, String> {
     let mut file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut hasher = Sha256::new();

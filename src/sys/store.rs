@@ -175,6 +175,12 @@ impl Store {
             .map_err(|(_, errno)| self.io(errno.into()))
     }
 
+    /// Where the step copies a request's approved tree while it deploys it (root-private, as
+    /// the store is; removed when the deploy ends).
+    pub fn tree_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.tree"))
+    }
+
     fn path_of(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.json"))
     }

@@ -1007,13 +1007,13 @@ fn deploy_approval(host: &Host, ledger: &mut Ledger) {
     let out = ssh(host, "hermes", "nh os switch");
     expect(&out, 0, "the approved deploy runs");
     ledger.expected += 4; // decision, executed, finished, finish
+    // As root, the approved argv on the step's root-private copy of the approved tree.
     let ran = std::fs::read_to_string(path("nh.ran")).unwrap();
+    let copy = path(&format!("approvals/{id}.tree"));
+    assert!(!copy.exists(), "the copy is removed when the deploy ends");
     assert_eq!(
         ran,
-        format!(
-            "0\nos\nswitch\n--bypass-root-check\n{}\n",
-            path("flake").display()
-        ),
+        format!("0\nos\nswitch\n--bypass-root-check\n{}\n", copy.display()),
         "as root, exactly the approved argv"
     );
     let out = ssh(host, "hermes", "nh os switch");

@@ -31,11 +31,18 @@ pub fn bind(flake: &Path) -> Result<Binding, String> {
     if lock.exists() {
         walk::check(&lock, Expect::File).map_err(|e| format!("the flake's lock file {e}"))?;
     }
-    bind_tree(flake)
+    bind_tree_with(flake, true)
 }
 
-/// The binding of a flake that passed the walk.
+/// The binding of a flake that passed the walk, its entries' owners not checked (for tests
+/// that run without root).
+#[cfg(test)]
 fn bind_tree(flake: &Path) -> Result<Binding, String> {
+    bind_tree_with(flake, false)
+}
+
+/// The binding; with `strict`, every entry must be root's and writable by root only.
+fn bind_tree_with(flake: &Path, strict: bool) -> Result<Binding, String> {
     let shown = flake.display();
     let meta = fs::metadata(flake).map_err(|e| format!("the flake {shown}: {e}"))?;
     if !meta.is_dir() {
@@ -53,7 +60,10 @@ fn bind_tree(flake: &Path) -> Result<Binding, String> {
         Err(e) => return Err(format!("{}: {e}", lock.display())),
     };
     let git_rev = git_rev(flake)?;
-    let mut tree = Tree::default();
+    let mut tree = Tree {
+        strict,
+        ..Tree::default()
+    };
     tree.walk(flake, Path::new(""), 0)?;
     // Nix evaluates a git flake from what the index tracks: a `git add` of an untracked file
     // changes what is built while every file's content stays the same.
@@ -155,7 +165,7 @@ pub fn copy_bound(flake: &Path, to: &Path) -> Result<Binding, String> {
     }
     walk::check(flake, Expect::Dir).map_err(|e| format!("the flake {e}"))?;
     copy(flake, to, 0, &mut (0, 0))?;
-    let mut bound = bind_tree(to)?;
+    let mut bound = bind_tree_with(to, true)?;
     bound.flake = flake.display().to_string();
     Ok(bound)
 }
@@ -180,6 +190,8 @@ struct Tree {
     hasher: Sha256,
     files: u64,
     bytes: u64,
+    /// Every entry root's and writable by root only (the flake a deploy reads).
+    strict: bool,
 }
 
 impl Tree {
@@ -223,6 +235,23 @@ impl Tree {
             let meta =
                 fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let kind = meta.file_type();
+            if self.strict {
+                use std::os::unix::fs::MetadataExt;
+                let shown = path.display();
+                if meta.uid() != 0 {
+                    return Err(format!(
+                        "{shown} is owned by uid {}: every entry of a flake to deploy is root's (chown -R root {})",
+                        meta.uid(),
+                        dir.display()
+                    ));
+                }
+                if !kind.is_symlink() && meta.mode() & 0o022 != 0 {
+                    return Err(format!(
+                        "{shown} has mode {:o}: every entry of a flake to deploy is writable by root only (chmod go-w {shown})",
+                        meta.mode() & 0o7777
+                    ));
+                }
+            }
             if kind.is_symlink() {
                 let target =
                     fs::read_link(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -450,6 +479,27 @@ mod tests {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(p.join("flake.lock"), fs::Permissions::from_mode(0o666)).unwrap();
         assert!(bind(&p).unwrap_err().contains("lock file"));
+        fs::set_permissions(p.join("flake.lock"), fs::Permissions::from_mode(0o644)).unwrap();
+        // Every entry inside too: a directory others can write, a file another user owns.
+        fs::create_dir(p.join("hosts")).unwrap();
+        fs::set_permissions(p.join("hosts"), fs::Permissions::from_mode(0o777)).unwrap();
+        let e = bind(&p).unwrap_err();
+        assert!(
+            e.contains("hosts has mode 777") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        fs::set_permissions(p.join("hosts"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(p.join("hosts/web.nix"), "{ }\n").unwrap();
+        nix::unistd::chown(
+            &p.join("hosts/web.nix"),
+            Some(nix::unistd::Uid::from_raw(65534)),
+            None,
+        )
+        .unwrap();
+        let e = bind(&p).unwrap_err();
+        assert!(e.contains("web.nix is owned by uid 65534"), "{e}");
+        fs::remove_file(p.join("hosts/web.nix")).unwrap();
+        assert!(bind(&p).is_ok());
         // Under /tmp (1777): refused whatever the flake's own modes.
         let tmp = flake();
         assert!(bind(tmp.path()).unwrap_err().contains("sticky bit"));

@@ -192,8 +192,10 @@ pub struct Unparsed {
     /// The agent's command: `-c`'s string in login-shell mode, else SSH_ORIGINAL_COMMAND.
     pub command: String,
     pub client: Option<IpAddr>,
-    /// The forced command's own `--audit-socket`, else `/dev/log`.
-    pub audit_socket: String,
+    /// The forced command's own `--audit-socket`, if it names one.
+    pub audit_socket: Option<String>,
+    /// The rules file it names (`--rules`), else the default: where the socket is read from.
+    pub rules: PathBuf,
 }
 
 /// The agent's side of an invocation clap refused, when sshd started it (SSH_CONNECTION is
@@ -207,16 +209,18 @@ pub fn unparsed() -> Option<Unparsed> {
     let shell = c_at.and_then(|at| args.get(at + 1).cloned());
     // Only the words before `-c` are the installation's; what follows is the agent's.
     let ours = args.get(..c_at.unwrap_or(args.len())).unwrap_or_default();
-    let audit_socket = ours
-        .iter()
-        .enumerate()
-        .find_map(|(i, a)| match a.strip_prefix("--audit-socket") {
-            Some("") => ours.get(i + 1).cloned(),
-            Some(rest) => rest.strip_prefix('=').map(String::from),
-            None => None,
-        })
-        .filter(|s| s.starts_with('/'))
-        .unwrap_or_else(|| "/dev/log".to_string());
+    let flag = |name: &str| {
+        ours.iter()
+            .enumerate()
+            .find_map(|(i, a)| match a.strip_prefix(name) {
+                Some("") => ours.get(i + 1).cloned(),
+                Some(rest) => rest.strip_prefix('=').map(String::from),
+                None => None,
+            })
+    };
+    let audit_socket = flag("--audit-socket").filter(|s| s.starts_with('/'));
+    let rules =
+        flag("--rules").map_or_else(|| PathBuf::from(crate::cli::DEFAULT_RULES), PathBuf::from);
     let command = shell
         .or_else(|| {
             std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.to_string_lossy().into_owned())
@@ -226,6 +230,7 @@ pub fn unparsed() -> Option<Unparsed> {
         command,
         client: connection.split(' ').next().and_then(|ip| ip.parse().ok()),
         audit_socket,
+        rules,
     })
 }
 

@@ -151,3 +151,47 @@ fn a_forced_command_line_that_does_not_parse_is_recorded() {
         .unwrap();
     assert!(audit.recv(&mut buf).is_err(), "no record outside sshd");
 }
+
+#[test]
+fn a_broken_forced_command_line_is_recorded_where_its_rules_send_records() {
+    need_root!();
+    let dir = world::trusted_tempdir();
+    let socket = dir.path().join("log.sock");
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "version: 1\naudit:\n  socket: {}\n  format: json\nkeys: {{hermes: {{may: []}}}}\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let audit = UnixDatagram::bind(&socket).unwrap();
+    audit
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("agent-gate"))
+        .args([
+            "--rules",
+            rules.to_str().unwrap(),
+            "--key",
+            "hermes",
+            "--bogus",
+        ])
+        .env("SSH_ORIGINAL_COMMAND", "docker ps")
+        .env("SSH_CONNECTION", "203.0.113.9 50022 192.0.2.1 22")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let mut buf = vec![0u8; 65536];
+    let n = audit.recv(&mut buf).expect("a record on the rules' socket");
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let json = &line[line.find('{').unwrap()..];
+    let record: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(record["event"], "config-error", "{line}");
+    assert_eq!(record["cmd"], "docker ps", "{line}");
+    assert!(
+        record["reason"].as_str().unwrap().contains("--bogus"),
+        "{line}"
+    );
+}

@@ -208,7 +208,7 @@ fn step(args: &DeployStep, err: &mut dyn Write) -> Step<i32> {
         asker.client,
         &policy.digest,
     );
-    let mut audit = Syslog::connect(&policy.audit.socket, policy.audit.format).map_err(|e| {
+    let mut audit = Syslog::connect_within(&policy.audit.socket, policy.audit.format, policy.audit.timeout).map_err(|e| {
         refused(format!(
             "refused: the audit log cannot be written ({e}); nothing about a deploy happens without its record"
         ))

@@ -39,7 +39,7 @@ pub fn main() -> i32 {
             }
             // Under sshd a command line that does not parse is a broken installation (the
             // forced command in authorized_keys, the login-shell wrapper): record it where
-            // records go by default, since the rules were never read.
+            // the policy's records go.
             if let Some(unparsed) = crate::invocation::unparsed() {
                 let mut origin = crate::sys::host::origin("-", None, unparsed.client, "-");
                 origin.session = Some(crate::sys::host::session_id());
@@ -54,11 +54,16 @@ pub fn main() -> i32 {
                     &unparsed.command,
                     &format!("the gateway's command line does not parse: {first}"),
                 );
-                let _ = crate::sys::syslog::Syslog::connect(
-                    &unparsed.audit_socket,
-                    crate::policy::AuditFormat::Kv,
-                )
-                .and_then(|mut sink| sink.write(&record));
+                // The forced command's own socket, else the one its rules name (read without
+                // running anything), else /dev/log.
+                let audit = load::deploy_policy(&unparsed.rules).ok().map(|p| p.audit);
+                let (socket, format) = match (&unparsed.audit_socket, &audit) {
+                    (Some(socket), _) => (socket.clone(), crate::policy::AuditFormat::Kv),
+                    (None, Some(a)) => (a.socket.clone(), a.format),
+                    (None, None) => ("/dev/log".to_string(), crate::policy::AuditFormat::Kv),
+                };
+                let _ = crate::sys::syslog::Syslog::connect(&socket, format)
+                    .and_then(|mut sink| sink.write(&record));
                 say(
                     &mut std::io::stderr(),
                     "refused: the gateway's command line is broken, so everything is refused; the operator has to fix it",

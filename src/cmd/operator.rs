@@ -70,7 +70,12 @@ fn open(rules: &Path, what: &str) -> Result<Desk, (i32, String)> {
         ));
     };
     let store = Store::open(&deploy.approval.store, true).map_err(config)?;
-    let audit = Syslog::connect(&policy.audit.socket, policy.audit.format).map_err(|e| {
+    let audit = Syslog::connect_within(
+        &policy.audit.socket,
+        policy.audit.format,
+        policy.audit.timeout,
+    )
+    .map_err(|e| {
         (
             EXIT_REFUSED,
             format!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub const DEFAULT_RULES: &str = "/etc/agent-gate/rules.yaml";
+pub use crate::policy::DEFAULT_RULES;
 
 #[derive(Debug, Parser)]
 #[command(

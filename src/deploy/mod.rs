@@ -82,7 +82,7 @@ pub fn operator_command(rules: &std::path::Path, words: &[&str], tail: &str) -> 
         .chain(words.iter().copied())
         .map(String::from)
         .collect();
-    if rules != std::path::Path::new(crate::cli::DEFAULT_RULES) {
+    if rules != std::path::Path::new(crate::policy::DEFAULT_RULES) {
         argv.push("--rules".to_string());
         argv.push(rules.to_string_lossy().into_owned());
     }
@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn printed_operator_commands_name_the_rules_unless_they_are_the_default() {
-        let default = Path::new(crate::cli::DEFAULT_RULES);
+        let default = Path::new(crate::policy::DEFAULT_RULES);
         assert_eq!(
             operator_command(default, &["approve", "0a1b2c3d"], ""),
             "agent-gate approve 0a1b2c3d"

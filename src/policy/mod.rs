@@ -14,6 +14,9 @@ pub use crate::plan::Defaults;
 use crate::sudoers::SudoersArgs;
 
 pub use compile::AUDIT_TIMEOUT;
+
+/// Where the rules are read from when no `--rules` says otherwise.
+pub const DEFAULT_RULES: &str = "/etc/agent-gate/rules.yaml";
 pub use parse::MAX_RULES_BYTES;
 
 /// A rules-file error with the place it was found (1-based line and column).

@@ -326,7 +326,68 @@ fn sshd_settings(args: &Doctor, found: &mut Vec<Finding>) -> Option<SshdSettings
         "sshd",
         format!("the settings for {} from `{shown}`", args.client),
     ));
+    found.push(same_from_elsewhere(args, &sshd, &settings));
     Some(settings)
+}
+
+/// The settings that close the account's channels, as sshd gives them from two addresses
+/// that are not `--client` (documentation ranges): a block matched on `Address` or `Host` as
+/// well as `User` leaves every other client the defaults, TTYs and forwarding included.
+fn same_from_elsewhere(args: &Doctor, sshd: &str, settings: &SshdSettings) -> Finding {
+    const CLOSING: &[&str] = &[
+        "permittty",
+        "disableforwarding",
+        "allowtcpforwarding",
+        "allowagentforwarding",
+        "allowstreamlocalforwarding",
+        "x11forwarding",
+        "permittunnel",
+        "exposeauthinfo",
+        "acceptenv",
+        "forcecommand",
+        "passwordauthentication",
+        "authenticationmethods",
+    ];
+    let check = "sshd from other addresses";
+    let config = args.sshd_config.as_ref().map(|p| p.display().to_string());
+    for addr in ["192.0.2.1", "2001:db8::1"] {
+        let connection = format!("user={},host={addr},addr={addr}", args.user);
+        let mut argv = vec!["-T", "-C", connection.as_str()];
+        if let Some(config) = &config {
+            argv.extend(["-f", config.as_str()]);
+        }
+        let other = match exec::capture(sshd, &argv, &tool_env(), TOOL_TIMEOUT, TOOL_OUTPUT) {
+            Ok(c) if c.success => SshdSettings::parse(&c.stdout),
+            Ok(c) => {
+                return Finding::fail(
+                    check,
+                    format!("`sshd -T -C {connection}` failed: {}", c.stderr.trim()),
+                    "sshd -t  # fix what it names",
+                );
+            }
+            Err(e) => return Finding::fail(check, e, "sshd -T  # must answer"),
+        };
+        if let Some(key) = CLOSING.iter().find(|k| other.all(k) != settings.all(k)) {
+            return Finding::fail(
+                check,
+                format!(
+                    "from {addr} the account gets `{key} {}` where {} gets `{key} {}`: the block must match on User alone, or other clients get sshd's defaults",
+                    other.all(key).join(" "),
+                    args.client,
+                    settings.all(key).join(" ")
+                ),
+                format!(
+                    "grep -n '^[[:space:]]*Match' {}  # make the agent's block `Match User {}`",
+                    config.as_deref().unwrap_or("/etc/ssh/sshd_config"),
+                    args.user
+                ),
+            );
+        }
+    }
+    Finding::ok(
+        check,
+        "the same closing settings from 192.0.2.1 and 2001:db8::1",
+    )
 }
 
 /// The account's authorized_keys where sshd looks, against the rendering; and the forced

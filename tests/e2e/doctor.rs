@@ -1,7 +1,7 @@
 //! `agent-gate doctor` on the end-to-end host, as root: the host as set up (with its two
 //! deliberately unrendered authorized_keys lines), then clean, then with each piece broken in
 //! turn and restored: a stale sudoers, a missing program, an `AcceptEnv *` in a Match after
-//! the block. Doctor writes no audit record (its test datagram goes at user.debug, which the
+//! the block, the block narrowed to one address. Doctor writes no audit record (its test datagram goes at user.debug, which the
 //! host's receiver does not keep), so the ledger is unchanged.
 
 use std::os::unix::fs::PermissionsExt;
@@ -171,6 +171,22 @@ pub fn doctor_names_what_is_broken(_host: &Host, ledger: &mut Ledger) {
         "sshd AcceptEnv",
         " *` from the client",
         "a global AcceptEnv *",
+    );
+
+    // The block narrowed to one client address: every other client gets sshd's defaults.
+    let narrowed = sshd_config.replace(
+        &format!("Match User {USER}\n"),
+        &format!("Match User {USER} Address 127.0.0.1\n"),
+    );
+    assert_ne!(narrowed, sshd_config, "the host's config has the rendered block");
+    std::fs::write(&config, &narrowed).unwrap();
+    let out = doctor(&[]);
+    std::fs::write(&config, &sshd_config).unwrap();
+    fails_naming(
+        &out,
+        "sshd from other addresses",
+        "must match on User alone",
+        "a block matched on Address too",
     );
 
     // Everything restored: clean again, and as the host set it up for the later steps.

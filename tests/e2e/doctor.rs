@@ -178,7 +178,10 @@ pub fn doctor_names_what_is_broken(_host: &Host, ledger: &mut Ledger) {
         &format!("Match User {USER}\n"),
         &format!("Match User {USER} Address 127.0.0.1\n"),
     );
-    assert_ne!(narrowed, sshd_config, "the host's config has the rendered block");
+    assert_ne!(
+        narrowed, sshd_config,
+        "the host's config has the rendered block"
+    );
     std::fs::write(&config, &narrowed).unwrap();
     let out = doctor(&[]);
     std::fs::write(&config, &sshd_config).unwrap();

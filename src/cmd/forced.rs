@@ -13,7 +13,6 @@ use crate::decide::Request;
 use crate::deploy::{Asker, gateway};
 use crate::invocation::{Entry, Invocation};
 use crate::plan::ExecPlan;
-use crate::policy::AuditFormat;
 use crate::sys::{exec, host, load, slots, syslog::Syslog};
 use crate::verdict::{Decision, Outcome, RefusalKind};
 
@@ -43,18 +42,9 @@ pub fn run(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let policy = match loaded {
         Ok(policy) => policy,
         Err(error) => {
-            // Where the rules themselves still read (a docker config directory others can
-            // write, say), the record goes where they send records; else to the forced
-            // command's socket or /dev/log.
-            let audit = load::deploy_policy(&inv.rules).ok().map(|p| p.audit);
-            let socket = match (&inv.cli.forced.audit_socket, &audit) {
-                (Some(socket), _) => socket.clone(),
-                (None, Some(audit)) => audit.socket.clone(),
-                (None, None) => "/dev/log".to_string(),
-            };
-            let format = audit.as_ref().map_or(AuditFormat::Kv, |a| a.format);
             let record = AuditRecord::config_error(&origin, &recorded, &error);
-            let logged = Syslog::connect(&socket, format).and_then(|mut s| s.write(&record));
+            let logged = super::fallback_sink(inv.cli.forced.audit_socket.as_deref(), &inv.rules)
+                .and_then(|mut s| s.write(&record));
             say(
                 err,
                 "refused: the gateway's configuration is broken, so everything is refused; the operator has to fix it",

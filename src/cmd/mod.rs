@@ -54,15 +54,7 @@ pub fn main() -> i32 {
                     &unparsed.command,
                     &format!("the gateway's command line does not parse: {first}"),
                 );
-                // The forced command's own socket, else the one its rules name (read without
-                // running anything), else /dev/log.
-                let audit = load::deploy_policy(&unparsed.rules).ok().map(|p| p.audit);
-                let (socket, format) = match (&unparsed.audit_socket, &audit) {
-                    (Some(socket), _) => (socket.clone(), crate::policy::AuditFormat::Kv),
-                    (None, Some(a)) => (a.socket.clone(), a.format),
-                    (None, None) => ("/dev/log".to_string(), crate::policy::AuditFormat::Kv),
-                };
-                let _ = crate::sys::syslog::Syslog::connect(&socket, format)
+                let _ = fallback_sink(unparsed.audit_socket.as_deref(), &unparsed.rules)
                     .and_then(|mut sink| sink.write(&record));
                 say(
                     &mut std::io::stderr(),
@@ -142,6 +134,26 @@ fn decide_with_engine(
             FactsUsed::Engine(offline.needs),
         ),
     }
+}
+
+/// Where a configuration error's record goes when the policy could not be used: the forced
+/// command's own socket, else the one the rules name (read without running anything: the
+/// check that failed may be one they still pass, a docker config directory others can write),
+/// else /dev/log; in the rules' format where they read.
+fn fallback_sink(
+    audit_socket: Option<&str>,
+    rules: &Path,
+) -> Result<crate::sys::syslog::Syslog, crate::sys::syslog::AuditError> {
+    let audit = load::deploy_policy(rules).ok().map(|p| p.audit);
+    let socket = match (audit_socket, &audit) {
+        (Some(socket), _) => socket,
+        (None, Some(audit)) => audit.socket.as_str(),
+        (None, None) => "/dev/log",
+    };
+    let format = audit
+        .as_ref()
+        .map_or(crate::policy::AuditFormat::Kv, |a| a.format);
+    crate::sys::syslog::Syslog::connect(socket, format)
 }
 
 /// One line to the agent or the operator, escaped: `agent-gate: TEXT`.

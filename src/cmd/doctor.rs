@@ -285,17 +285,8 @@ fn sshd_settings(args: &Doctor, found: &mut Vec<Finding>) -> Option<SshdSettings
         ));
         return None;
     };
-    let connection = format!(
-        "user={},host={},addr={}",
-        args.user, args.client, args.client
-    );
     let config = args.sshd_config.as_ref().map(|p| p.display().to_string());
-    let mut argv = vec!["-T", "-C", connection.as_str()];
-    if let Some(config) = &config {
-        argv.extend(["-f", config.as_str()]);
-    }
-    let shown = format!("{sshd} {}", argv.join(" "));
-    let ran = exec::capture(&sshd, &argv, &tool_env(), TOOL_TIMEOUT, TOOL_OUTPUT);
+    let (shown, ran) = sshd_for(&sshd, args, &args.client.to_string());
     let settings = match ran {
         Ok(c) if c.success => SshdSettings::parse(&c.stdout),
         Ok(c) => {
@@ -330,6 +321,20 @@ fn sshd_settings(args: &Doctor, found: &mut Vec<Finding>) -> Option<SshdSettings
     Some(settings)
 }
 
+/// `sshd -T -C user=USER,host=ADDR,addr=ADDR [-f CONFIG]`: the command line as shown, and
+/// what it printed (bounded).
+fn sshd_for(sshd: &str, args: &Doctor, addr: &str) -> (String, Result<exec::Captured, String>) {
+    let connection = format!("user={},host={addr},addr={addr}", args.user);
+    let config = args.sshd_config.as_ref().map(|p| p.display().to_string());
+    let mut argv = vec!["-T", "-C", connection.as_str()];
+    if let Some(config) = &config {
+        argv.extend(["-f", config.as_str()]);
+    }
+    let shown = format!("{sshd} {}", argv.join(" "));
+    let ran = exec::capture(sshd, &argv, &tool_env(), TOOL_TIMEOUT, TOOL_OUTPUT);
+    (shown, ran)
+}
+
 /// The settings that close the account's channels, as sshd gives them from two addresses
 /// that are not `--client` (documentation ranges): a block matched on `Address` or `Host` as
 /// well as `User` leaves every other client the defaults, TTYs and forwarding included.
@@ -351,21 +356,16 @@ fn same_from_elsewhere(args: &Doctor, sshd: &str, settings: &SshdSettings) -> Fi
     let check = "sshd from other addresses";
     let config = args.sshd_config.as_ref().map(|p| p.display().to_string());
     for addr in ["192.0.2.1", "2001:db8::1"] {
-        let connection = format!("user={},host={addr},addr={addr}", args.user);
-        let mut argv = vec!["-T", "-C", connection.as_str()];
-        if let Some(config) = &config {
-            argv.extend(["-f", config.as_str()]);
-        }
-        let other = match exec::capture(sshd, &argv, &tool_env(), TOOL_TIMEOUT, TOOL_OUTPUT) {
-            Ok(c) if c.success => SshdSettings::parse(&c.stdout),
-            Ok(c) => {
+        let other = match sshd_for(sshd, args, addr) {
+            (_, Ok(c)) if c.success => SshdSettings::parse(&c.stdout),
+            (shown, Ok(c)) => {
                 return Finding::fail(
                     check,
-                    format!("`sshd -T -C {connection}` failed: {}", c.stderr.trim()),
+                    format!("`{shown}` failed: {}", c.stderr.trim()),
                     "sshd -t  # fix what it names",
                 );
             }
-            Err(e) => return Finding::fail(check, e, "sshd -T  # must answer"),
+            (_, Err(e)) => return Finding::fail(check, e, "sshd -T  # must answer"),
         };
         if let Some(key) = CLOSING.iter().find(|k| other.all(k) != settings.all(k)) {
             return Finding::fail(

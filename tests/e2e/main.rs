@@ -675,12 +675,7 @@ fn sudo_diagnostics(host: &Host, ledger: &mut Ledger) {
         ("/usr/sbin/sshd -T -f /etc/shadow", false),
         ("/usr/bin/ss -K", false),
     ] {
-        let probe = std::process::Command::new("su")
-            .args([host::USER, "-s", "/bin/sh", "-c"])
-            .arg(format!("sudo -n -l {command}"))
-            .output()
-            .unwrap();
-        assert_eq!(probe.status.success(), allowed, "sudoers on `{command}`");
+        assert_eq!(sudoers_admits(command), allowed, "sudoers on `{command}`");
     }
 }
 
@@ -925,6 +920,14 @@ fn as_account(command: &str) -> Output {
         .unwrap()
 }
 
+/// Whether the installed sudoers lets the account run `command` (sudo's own answer, asked as
+/// the account: `sudo -n -l COMMAND`).
+fn sudoers_admits(command: &str) -> bool {
+    as_account(&format!("sudo -n -l {command}"))
+        .status
+        .success()
+}
+
 fn deploy_approval(host: &Host, ledger: &mut Ledger) {
     let gate = path("bin/agent-gate").display().to_string();
     let rules = path("rules.yaml").display().to_string();
@@ -992,8 +995,7 @@ fn deploy_approval(host: &Host, ledger: &mut Ledger) {
             false,
         ),
     ] {
-        let probe = as_account(&format!("sudo -n -l {command}"));
-        assert_eq!(probe.status.success(), allowed, "sudoers on `{command}`");
+        assert_eq!(sudoers_admits(&command), allowed, "sudoers on `{command}`");
     }
     ledger.settle("deploy requested");
 

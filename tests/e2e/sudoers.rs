@@ -1,20 +1,21 @@
 //! The rendered sudoers file as a wall of its own: asked through the real sudo
-//! (`sudo -l -U ACCOUNT COMMAND ARGS`, which says whether that exact command may run), it
+//! as the account (`sudo -n -l COMMAND ARGS`, which says whether that exact command may run), it
 //! admits the gateway's canonical forms and nothing the rules refuse, and runs in `/`.
 
 use std::process::Command;
 
 use super::host::{USER, which};
 
-/// Whether the installed sudoers lets the account run `program args` (sudo's own answer).
+/// Whether the installed sudoers lets the account run `program args`.
 fn admitted(program: &str, args: &[&str]) -> bool {
-    Command::new("sudo")
-        .args(["-n", "-l", "-U", USER, program])
-        .args(args)
-        .output()
-        .unwrap()
-        .status
-        .success()
+    super::sudoers_admits(
+        &[program]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 pub fn as_strict_as_the_rules() {

@@ -11,17 +11,6 @@ use nix::unistd::Pid;
 use super::host::{Host, path};
 use super::{Ledger, expect, ssh, text};
 
-/// Whether `sleep 93` runs anywhere (the command the gateway had to refuse).
-fn sleeping() -> bool {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .any(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.ends_with(b"sleep\x0093\x00"))
-        })
-}
-
 /// Gateway processes of the account's sessions (sshd runs it as `agent-gate --rules ...`).
 fn gateways() -> usize {
     std::fs::read_dir("/proc")
@@ -84,7 +73,7 @@ pub fn stopped_receiver(host: &Host, ledger: &mut Ledger) {
     }
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        !sleeping(),
+        !Host::process_running("sleep 93"),
         "the refused command started after the receiver drained"
     );
     // No record for the refused command: the decision record never reached the log.

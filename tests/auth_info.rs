@@ -14,7 +14,7 @@ mod world;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use world::{PINNED_KEY, World};
 
@@ -42,14 +42,11 @@ fn run(w: &World, auth: &Path) -> (Option<i32>, String) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the gateway blocked on {}", auth.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    world::exit_within(
+        &mut child,
+        Duration::from_secs(20),
+        &format!("the gateway blocked on {}", auth.display()),
+    );
     let code = child.wait().unwrap().code();
     let record = w.record().1;
     if code == Some(0) {

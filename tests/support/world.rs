@@ -280,6 +280,19 @@ pub const PINNED_FP: &str = "SHA256:n1ThldcEJ5O0cPbS4NSbo838Eg5eN8wK+D8UDIzKNF4"
 pub const OTHER_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILvtejmUGKHE2n6HmmoN+jGRtIVi4F38xHifoz1jxxeh other@agent-gate";
 pub const OTHER_FP: &str = "SHA256:H/5LDx0gVh/wdwubgYP8ICZZPSbYBEEBUBNiUKSA1p4";
 
+/// Wait for `child` at most `limit` (a bound, never a timing claim); past it, kill it and fail
+/// the test with `hung`.
+pub fn exit_within(child: &mut std::process::Child, limit: Duration, hung: &str) {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{hung}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Ends the test unless it runs as root: see [`skip_unless_root`].
 #[macro_export]
 macro_rules! need_root {

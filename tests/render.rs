@@ -35,6 +35,44 @@ fn tool(path: &str) -> Option<&str> {
     Path::new(path).exists().then_some(path)
 }
 
+/// A scratch sshd configuration with a host key of its own, for `sshd -t` and `sshd -T`;
+/// `None` where this machine has no sshd.
+struct Scratch {
+    sshd: &'static str,
+    dir: tempfile::TempDir,
+    key: std::path::PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Option<Self> {
+        let sshd = tool("/usr/sbin/sshd")?;
+        // sshd insists on its privilege-separation directory even for `-t`.
+        if !Path::new("/run/sshd").exists() && std::fs::create_dir_all("/run/sshd").is_err() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("host_key");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        Some(Self { sshd, dir, key })
+    }
+
+    /// `sshd_config` holding the host key, `UsePAM no`, then `text`; its path.
+    fn config(&self, text: &str) -> std::path::PathBuf {
+        let config = self.dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!("HostKey {}\nUsePAM no\n{text}", self.key.display()),
+        )
+        .unwrap();
+        config
+    }
+}
+
 #[test]
 fn authorized_keys_lines_are_restricted_and_bound_to_their_label() {
     let (code, text, _) = render("authorized-keys", &[]);
@@ -51,27 +89,11 @@ fn the_sshd_block_closes_every_channel() {
     // `legacy` pins no key, so no ForceCommand can pick its label.
     assert_eq!(code, 78);
     assert!(forced.is_empty());
-    let Some(sshd) = tool("/usr/sbin/sshd") else {
+    let Some(scratch) = Scratch::new() else {
         return;
     };
-    // sshd insists on its privilege-separation directory even for `-t`.
-    if !Path::new("/run/sshd").exists() && std::fs::create_dir_all("/run/sshd").is_err() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("host_key");
-    let made = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let config = dir.path().join("sshd_config");
-    std::fs::write(
-        &config,
-        format!("HostKey {}\nUsePAM no\n{text}", key.display()),
-    )
-    .unwrap();
+    let sshd = scratch.sshd;
+    let config = scratch.config(&text);
     let out = std::process::Command::new(sshd)
         .arg("-t")
         .arg("-f")
@@ -81,11 +103,7 @@ fn the_sshd_block_closes_every_channel() {
     assert!(out.status.success(), "sshd -t: {out:?}");
     // The operator's mistake SECURITY.md warns of, a global `AcceptEnv *`: for the account the
     // block's AcceptEnv replaces it (sshd -T -C evaluates the Match as a connection would).
-    std::fs::write(
-        &config,
-        format!("HostKey {}\nUsePAM no\nAcceptEnv *\n{text}", key.display()),
-    )
-    .unwrap();
+    let config = scratch.config(&format!("AcceptEnv *\n{text}"));
     let accepted = |user: &str| {
         let out = std::process::Command::new(sshd)
             .args(["-T", "-f"])
@@ -222,27 +240,12 @@ fn sshds_global_limits_are_sized_for_the_sessions_and_sshd_accepts_them() {
     assert!(err.contains("render sshd --global"), "{err}");
     let (code, _, _) = render("sshd", &["--global", "--sessions", "0"]);
     assert_ne!(code, 0);
-    let Some(sshd) = tool("/usr/sbin/sshd") else {
+    let Some(scratch) = Scratch::new() else {
         return;
     };
-    if !Path::new("/run/sshd").exists() && std::fs::create_dir_all("/run/sshd").is_err() {
-        return;
-    }
+    let sshd = scratch.sshd;
     // sshd takes the lines before the block, and reports them as the values in effect.
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("host_key");
-    let made = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let config = dir.path().join("sshd_config");
-    std::fs::write(
-        &config,
-        format!("HostKey {}\nUsePAM no\n{global}{block}", key.display()),
-    )
-    .unwrap();
+    let config = scratch.config(&format!("{global}{block}"));
     let out = std::process::Command::new(sshd)
         .arg("-T")
         .arg("-f")

@@ -1,62 +1,123 @@
 #!/usr/bin/env bash
-# Times whole forced-mode invocations: the gateway deciding, auditing and running /bin/true,
-# against running /bin/true directly, and reports the gateway's peak memory.
-#   scripts/bench-invocation.sh [RUNS]      (default 1000; needs root for a root-owned rules file)
+# Times whole invocations of the gateway as paired ratios: each case's command (B) alternates
+# with its baseline (A) in one run, so both see the same machine, and the figure is the median
+# of B/A over the pairs. Peak RSS is the largest of B's over 10 runs under GNU time (the
+# spawner here is Python, whose own pages a vfork child's ru_maxrss would count).
+#   scripts/bench-invocation.sh [PAIRS] [GATE]   (default 500 pairs; as root: forced mode needs
+#                                                  a root-owned rules file on a root-only path)
+# GATE defaults to the release build (built here); pass another binary to compare builds.
+# Cases, each against /bin/true run directly:
+#   explain   `agent-gate explain` of `docker ps` on the shipped rules.yaml
+#   check     `agent-gate check` of the shipped rules.yaml
+#   forced    forced mode running /bin/true through the shipped rules (one rule added for it)
+#   forced-1  the same through a rules file of that one rule
 # The audit records go to a throwaway datagram listener on a temporary socket.
 set -euo pipefail
-runs=${1:-1000}
+pairs=${1:-500}
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-gate=$PWD/target/release/agent-gate
-work=$(mktemp -d)
-trap 'kill "$listener" 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/rules.yaml" <<YAML
-version: 1
-keys:
-  bench:
-    may: [true-cmd]
-programs:
-  - id: true-cmd
+if [ $# -ge 2 ]; then
+  gate=$(realpath "$2")
+else
+  cargo build --release --quiet
+  gate=$PWD/target/release/agent-gate
+fi
+# The rules' path must pass the gateway's walk: root-owned and writable by nobody else, from /.
+work=$(mktemp -d /run/agent-gate-bench.XXXXXX)
+chmod 755 "$work"
+trap 'rm -rf "$work"' EXIT
+mkdir -m 755 "$work/docker-config"
+
+bench_rule='  - id: true-cmd
     command: "true"
     path: /bin/true
     examples:
       allow: ["true"]
-      refuse: ["true x"]
-YAML
-chmod 644 "$work/rules.yaml"
-python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-print("ready", flush=True)
-while True:
-    s.recv(65536)
-' "$work/log.sock" > "$work/listener.out" &
-listener=$!
-for _ in $(seq 50); do grep -q ready "$work/listener.out" 2>/dev/null && break; sleep 0.1; done
-
-export SSH_ORIGINAL_COMMAND=true SSH_CONNECTION="127.0.0.1 1 127.0.0.1 22"
-gate_once() { "$gate" --rules "$work/rules.yaml" --key bench --audit-socket "$work/log.sock"; }
-gate_once || { echo "the gateway refused the benchmark command (exit $?)" >&2; exit 1; }
-
-time_loop() { # prints nanoseconds per run
-  local start end
-  start=$(date +%s%N)
-  for _ in $(seq "$runs"); do "$@"; done
-  end=$(date +%s%N)
-  echo $(( (end - start) / runs ))
-}
-direct=$(time_loop /bin/true)
-gated=$(time_loop gate_once)
-printf 'runs: %d\n/bin/true directly:        %7d us per run\nthrough agent-gate:        %7d us per run\noverhead:                  %7d us per run\n' \
-  "$runs" $((direct / 1000)) $((gated / 1000)) $(((gated - direct) / 1000))
-if [ -x /usr/bin/time ]; then
-  rss=$(/usr/bin/time -f %M "$gate" --rules "$work/rules.yaml" --key bench --audit-socket "$work/log.sock" 2>&1 >/dev/null | tail -n 1)
-  echo "peak RSS of agent-gate:    ${rss} KiB"
-else
-  echo "peak RSS: install GNU time (apt-get install time) to measure"
+      refuse: ["true x"]'
+printf 'version: 1\nkeys:\n  bench:\n    may: [true-cmd]\nprograms:\n%s\n' "$bench_rule" > "$work/one.yaml"
+# The shipped rules, with a `bench` key and the true-cmd rule added and the docker config
+# directory moved to one that exists here.
+awk -v rule="$bench_rule" -v config="$work/docker-config" '
+  /^keys:$/ { print; print "  bench:\n    may: [true-cmd]"; next }
+  /^programs:$/ { print; print rule; next }
+  /^  config: / { print "  config: " config; next }
+  { print }' rules.yaml > "$work/shipped.yaml"
+chmod 644 "$work"/*.yaml
+# The compiled records, as an installation has them (`agent-gate compile`); with "--no-record"
+# after the other arguments the gateway loads the YAML in full instead.
+if [ "${3:-}" != "--no-record" ]; then
+  for rules in "$work"/*.yaml; do "$gate" compile --rules "$rules" > /dev/null; done
 fi
-if command -v hyperfine >/dev/null; then
-  hyperfine -N --warmup 20 --runs "$runs" /bin/true \
-    "$gate --rules $work/rules.yaml --key bench --audit-socket $work/log.sock"
-fi
+
+exec python3 - "$gate" "$work" "$pairs" <<'PY'
+import os, socket, statistics, sys, threading, time
+
+gate, work, pairs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sock = os.path.join(work, "log.sock")
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+listener.bind(sock)
+def drain():
+    while True:
+        listener.recv(65536)
+threading.Thread(target=drain, daemon=True).start()
+
+devnull = os.open(os.devnull, os.O_RDWR)
+base_env = {"PATH": "/usr/bin:/bin", "LANG": "C"}
+forced_env = dict(base_env, SSH_ORIGINAL_COMMAND="true",
+                  SSH_CONNECTION="127.0.0.1 1 127.0.0.1 22")
+
+def once(argv, env):
+    """Run argv once: (nanoseconds, exit status)."""
+    fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+          (os.POSIX_SPAWN_DUP2, devnull, 2)]
+    start = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=fa)
+    _, status = os.waitpid(pid, 0)
+    return time.perf_counter_ns() - start, os.waitstatus_to_exitcode(status)
+
+def peak_rss(argv, env):
+    """The largest maximum resident set of 10 runs, in KiB, as GNU time reports it."""
+    if not os.path.exists("/usr/bin/time"):
+        return None
+    out = os.path.join(work, "rss")
+    peak = 0
+    for _ in range(10):
+        pid = os.posix_spawn("/usr/bin/time", ["/usr/bin/time", "-o", out, "-f", "%M"] + argv,
+                             env, file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0),
+                                                (os.POSIX_SPAWN_DUP2, devnull, 1),
+                                                (os.POSIX_SPAWN_DUP2, devnull, 2)])
+        os.waitpid(pid, 0)
+        with open(out) as f:
+            peak = max(peak, int(f.read().split()[-1]))
+    return peak
+
+true = (["/bin/true"], base_env)
+cases = [
+    ("explain", [gate, "explain", "--rules", f"{work}/shipped.yaml", "--key", "hermes",
+                 "--offline", "docker ps"], base_env),
+    ("check", [gate, "check", "--rules", f"{work}/shipped.yaml"], base_env),
+    ("forced", [gate, "--rules", f"{work}/shipped.yaml", "--key", "bench",
+                "--audit-socket", sock], forced_env),
+    ("forced-1", [gate, "--rules", f"{work}/one.yaml", "--key", "bench",
+                  "--audit-socket", sock], forced_env),
+]
+print(f"gateway: {gate}\npairs per case: {pairs} (B alternating with /bin/true)")
+print(f"{'case':<10} {'ratio':>6} {'B us':>8} {'A us':>8} {'peak RSS':>10}")
+for name, argv, env in cases:
+    elapsed, code = once(argv, env)
+    if code != 0:
+        sys.exit(f"{name}: the gateway exited {code}; run it by hand: {' '.join(argv)}")
+    for _ in range(20):  # warm the page cache
+        once(argv, env); once(*true)
+    ratios, a_times, b_times = [], [], []
+    for i in range(pairs):
+        # Alternate which goes first, so neither always follows the other.
+        if i % 2:
+            b, _ = once(argv, env); a, _ = once(*true)
+        else:
+            a, _ = once(*true); b, _ = once(argv, env)
+        ratios.append(b / a); a_times.append(a); b_times.append(b)
+    rss = peak_rss(argv, env)
+    shown = "no GNU time" if rss is None else f"{rss/1024:.1f} MB"
+    print(f"{name:<10} {statistics.median(ratios):>5.2f}x {statistics.median(b_times)/1000:>8.0f}"
+          f" {statistics.median(a_times)/1000:>8.0f} {shown:>10}")
+PY

@@ -59,6 +59,10 @@ pub enum Cmd {
     Explain(Explain),
     /// Validate a rules file and run every rule's examples.
     Check(Check),
+    /// Check the rules (as `check`) and write their compiled record, which the gateway loads
+    /// instead of the YAML while the rules file is exactly the one compiled (run it as root
+    /// after every change of the rules, and after every upgrade of the gateway).
+    Compile(Compile),
     /// Print what a key may run.
     List(List),
     /// Print an installation piece made from the rules: authorized_keys lines, the sshd
@@ -260,6 +264,16 @@ pub struct Explain {
 pub struct Check {
     #[arg(long, value_name = "FILE")]
     pub rules: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Compile {
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_RULES)]
+    pub rules: PathBuf,
+    /// Where to write the record (default: FILE.compiled, beside the rules, where the
+    /// gateway looks for it).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

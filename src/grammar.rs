@@ -10,20 +10,65 @@
 //! parses as a boot descriptor (`-b -1`), which the scanner does when the word is of the
 //! option's type (`optscan::Optional::Lookahead`).
 
-use regex::Regex;
+use std::sync::OnceLock;
+
+use regex::{Regex, RegexBuilder};
+use serde::{Deserialize, Serialize};
 
 pub use crate::optscan::Optional;
 use crate::optscan::{self, Item, Spelling, Stop, Style};
 
+/// The largest compiled form a rules file's pattern may take (regex's `size_limit`).
+const PATTERN_SIZE_LIMIT: usize = 64 * 1024;
+
+/// An anchored regular expression a whole value must match: the source as the rules wrote
+/// it (kept for messages and for the sudoers line), and the expression compiled on first use.
+/// A policy compiled from the rules file has it compiled already (compiling is how the
+/// source is checked); one loaded from its compiled record (`policy::record`) compiles only
+/// the patterns a decision reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pattern {
+    pub source: String,
+    #[serde(skip)]
+    compiled: OnceLock<Option<Regex>>,
+}
+
+impl Pattern {
+    /// Compile `source`, anchored at both ends, or say why it is no expression.
+    pub fn new(source: &str) -> Result<Self, regex::Error> {
+        let regex = Self::build(source)?;
+        Ok(Self {
+            source: source.to_string(),
+            compiled: OnceLock::from(Some(regex)),
+        })
+    }
+
+    fn build(source: &str) -> Result<Regex, regex::Error> {
+        RegexBuilder::new(&format!("^(?:{source})$"))
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .build()
+    }
+
+    /// Does the whole of `value` match? A source that does not compile matches nothing: it
+    /// compiled when the record was written, by the same build, so that is a broken record,
+    /// and refusing is the safe reading.
+    pub fn is_match(&self, value: &str) -> bool {
+        self.compiled
+            .get_or_init(|| Self::build(&self.source).ok())
+            .as_ref()
+            .is_some_and(|re| re.is_match(value))
+    }
+}
+
 /// A typed value for an option or an operand.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ValueType {
     /// One of a fixed set of words.
     Enum(Vec<String>),
     /// A decimal integer within bounds (inclusive).
     Int { min: i64, max: i64 },
-    /// Matches an anchored regular expression (the source is kept for messages).
-    Pattern { regex: Regex, source: String },
+    /// Matches an anchored regular expression.
+    Pattern(Pattern),
     /// Exactly this string.
     Exact(String),
     /// Any text that does not start with `-`.
@@ -47,9 +92,7 @@ impl ValueType {
                 Some(n) if (*min..=*max).contains(&n) => None,
                 _ => Some(format!("must be a whole number from {min} to {max}")),
             },
-            Self::Pattern { regex, source } if !regex.is_match(value) => {
-                Some(format!("must match {source}"))
-            }
+            Self::Pattern(p) if !p.is_match(value) => Some(format!("must match {}", p.source)),
             Self::Exact(want) if want != value => Some(format!("must be exactly {want}")),
             Self::Text if value.starts_with('-') || value.is_empty() => {
                 Some("must be non-empty text that does not start with `-`".to_string())
@@ -66,7 +109,7 @@ impl ValueType {
             Self::Enum(words) => words.join("|"),
             Self::Exact(want) => want.clone(),
             Self::Int { min, max } => format!("{}({min}..{max})", name.to_uppercase()),
-            Self::Pattern { .. } | Self::Text | Self::SystemdTime => name.to_uppercase(),
+            Self::Pattern(_) | Self::Text | Self::SystemdTime => name.to_uppercase(),
             Self::KeyValues(keys) => {
                 let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
                 format!("({})=VALUE,...", names.join("|"))
@@ -223,7 +266,7 @@ fn parse_decimal(value: &str) -> Option<i64> {
 }
 
 /// One option a program accepts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OptSpec {
     pub short: Option<char>,
     pub long: Option<String>,
@@ -265,7 +308,7 @@ impl OptSpec {
 }
 
 /// One operand position.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArgSpec {
     pub name: String,
     pub value: ValueType,
@@ -278,7 +321,7 @@ pub struct ArgSpec {
 type Meaning = (Vec<Vec<Option<String>>>, Vec<String>);
 
 /// The whole grammar of one declared form of a program.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Grammar {
     /// Fixed leading operands (`status` in `fail2ban-client status sshd`).
     pub words: Vec<String>,
@@ -630,10 +673,7 @@ mod tests {
             ],
             args: vec![ArgSpec {
                 name: "chain".into(),
-                value: ValueType::Pattern {
-                    regex: Regex::new("^(?:[A-Za-z0-9_-]{1,28})$").unwrap(),
-                    source: "[A-Za-z0-9_-]{1,28}".into(),
-                },
+                value: ValueType::Pattern(Pattern::new("[A-Za-z0-9_-]{1,28}").unwrap()),
                 optional: true,
                 repeat: false,
             }],
@@ -779,10 +819,9 @@ mod tests {
         let mut since = flag('S', "since");
         since.value = Some(ValueType::SystemdTime);
         let mut boot = flag('b', "boot");
-        boot.value = Some(ValueType::Pattern {
-            regex: Regex::new("^(?:all|[+-]?[0-9]{1,4}|[0-9a-f]{32}([+-][0-9]{1,4})?)$").unwrap(),
-            source: "all|[+-]?[0-9]{1,4}|[0-9a-f]{32}([+-][0-9]{1,4})?".into(),
-        });
+        boot.value = Some(ValueType::Pattern(
+            Pattern::new("all|[+-]?[0-9]{1,4}|[0-9a-f]{32}([+-][0-9]{1,4})?").unwrap(),
+        ));
         boot.optional = Some(Optional::Lookahead);
         let mut color = flag('c', "color");
         color.value = Some(ValueType::Enum(vec!["always".into(), "never".into()]));
@@ -941,10 +980,7 @@ mod tests {
         let ty = ValueType::KeyValues(vec![
             (
                 "user".into(),
-                ValueType::Pattern {
-                    regex: Regex::new("^(?:[a-z]+)$").unwrap(),
-                    source: "[a-z]+".into(),
-                },
+                ValueType::Pattern(Pattern::new("[a-z]+").unwrap()),
             ),
             ("lport".into(), ValueType::Int { min: 1, max: 65535 }),
         ]);

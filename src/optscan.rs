@@ -55,7 +55,7 @@ pub trait Table {
 }
 
 /// How an option whose value may be left out finds its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Optional {
     /// getopt's `::` (and pflag's `NoOptDefVal`): only a value in the same word, `-bVALUE`
     /// or `--boot=VALUE`; the next word is never the value.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// What every plan starts from, set in the rules' `defaults`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Defaults {
     pub timeout: Duration,
     /// PATH of every command.

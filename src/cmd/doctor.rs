@@ -135,8 +135,12 @@ fn examine(args: &Doctor) -> Vec<Finding> {
             ),
         },
     );
-    let policy = match load::policy(&args.rules, true) {
-        Ok(policy) => {
+    // In full, examples run, whatever record is there: the record is what doctor checks next.
+    let loaded = load::read_rules(&args.rules, true)
+        .map_err(|e| e.to_string())
+        .and_then(|text| load::full(&args.rules, &text).map(|p| (p, text)));
+    let policy = match loaded {
+        Ok((policy, text)) => {
             found.push(Finding::ok(
                 "rules",
                 format!(
@@ -145,6 +149,7 @@ fn examine(args: &Doctor) -> Vec<Finding> {
                     policy.digest
                 ),
             ));
+            found.push(compiled_record(&args.rules, &text, &rules_shown));
             policy
         }
         Err(e) => {
@@ -218,6 +223,24 @@ fn examine(args: &Doctor) -> Vec<Finding> {
     }
     store_and_config(&policy, &mut found);
     found
+}
+
+/// The compiled record beside the rules: current, or what every invocation pays without it.
+fn compiled_record(rules: &Path, text: &str, rules_shown: &str) -> Finding {
+    let record = crate::policy::record::path_for(rules).display().to_string();
+    match load::compiled(rules, text) {
+        Ok(_) => Finding::ok(
+            "compiled record",
+            format!("{record} is this build's record of these rules"),
+        ),
+        Err(e) => Finding::fail(
+            "compiled record",
+            format!(
+                "{e}: so every command parses the YAML, compiles the rules and runs their examples again"
+            ),
+            format!("agent-gate compile --rules {rules_shown}"),
+        ),
+    }
 }
 
 /// The commands the findings print, with this host's paths.

@@ -5,27 +5,125 @@ use std::path::Path;
 
 use super::exit::EXIT_CONFIG;
 use super::{FactsUsed, decide_with_engine, load_for_operator};
-use crate::cli::Explain;
+use crate::cli::{Compile, Explain};
 use crate::decide::{Request, decide};
+use crate::deploy::request::shell_word;
 use crate::escape::for_terminal;
 use crate::facts::Needs;
+use crate::policy::record;
+use crate::sys::load;
+use crate::sys::walk::WalkError;
 use crate::verdict::{Decision, Outcome};
 
+/// `check`: the rules compiled and every example run, always from the text (a compiled
+/// record is what `check` vouches for, never what it reads); then whether the compiled
+/// record beside them is current.
 pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match load_for_operator(path, err) {
-        Some(policy) => {
+    let Some((policy, text)) = load_in_full(path, err) else {
+        return EXIT_CONFIG;
+    };
+    let _ = writeln!(
+        out,
+        "{}: ok ({} keys, {} rules, {})",
+        path.display(),
+        policy.keys.len(),
+        policy.rule_ids().len(),
+        policy.digest
+    );
+    let record = record::path_for(path);
+    let state = match load::compiled(path, &text) {
+        Ok(_) => "current".to_string(),
+        Err(load::RecordError::Walk(WalkError::Missing { .. })) => format!(
+            "none; `agent-gate compile --rules {}` as root makes loading faster",
+            shell_word(&path.display().to_string())
+        ),
+        Err(e) => format!(
+            "not used ({e}); `agent-gate compile --rules {}` as root writes a current one",
+            shell_word(&path.display().to_string())
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "compiled record {}: {}",
+        for_terminal(&record.display().to_string()),
+        for_terminal(&state)
+    );
+    0
+}
+
+/// `compile`: `check`, then the compiled record written (a new file renamed into place, mode
+/// 0444), where the gateway looks for it unless `--out` says otherwise.
+pub fn compile(args: &Compile, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let Some((policy, _)) = load_in_full(&args.rules, err) else {
+        return EXIT_CONFIG;
+    };
+    let target = args
+        .out
+        .clone()
+        .unwrap_or_else(|| record::path_for(&args.rules));
+    let written = record::encode(&policy)
+        .map_err(|e| format!("cannot encode the compiled policy: {e}"))
+        .and_then(|bytes| write_record(&target, &bytes).map(|()| bytes.len()));
+    match written {
+        Ok(len) => {
             let _ = writeln!(
                 out,
-                "{}: ok ({} keys, {} rules, {})",
-                path.display(),
-                policy.keys.len(),
-                policy.rule_ids().len(),
-                policy.digest
+                "{}: compiled {} ({len} bytes) to {}",
+                args.rules.display(),
+                policy.digest,
+                for_terminal(&target.display().to_string())
             );
+            if !nix::unistd::Uid::effective().is_root() {
+                let _ = writeln!(
+                    err,
+                    "note: written as uid {}; the gateway uses a record only when root owns it and everything on its path",
+                    nix::unistd::Uid::effective()
+                );
+            }
             0
         }
-        None => EXIT_CONFIG,
+        Err(e) => {
+            let _ = writeln!(err, "{}: {}", target.display(), for_terminal(&e));
+            EXIT_CONFIG
+        }
     }
+}
+
+/// Read the rules file as the operator names it and compile it in full: the policy and the
+/// text, or the error printed.
+fn load_in_full(path: &Path, err: &mut dyn Write) -> Option<(crate::policy::Policy, String)> {
+    let loaded = load::read_rules(path, false)
+        .map_err(|e| e.to_string())
+        .and_then(|text| load::full(path, &text).map(|p| (p, text)));
+    match loaded {
+        Ok(pair) => Some(pair),
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            None
+        }
+    }
+}
+
+/// Write `bytes` to `target` whole or not at all: a new file beside it, synced, renamed.
+fn write_record(target: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = target.as_os_str().to_owned();
+    name.push(format!(".new.{}", std::process::id()));
+    let temporary = std::path::PathBuf::from(name);
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, target));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        e.to_string()
+    })
 }
 
 pub fn list(rules: &Path, key: &str, out: &mut dyn Write, err: &mut dyn Write) -> i32 {

@@ -82,6 +82,7 @@ pub fn run(
         None => forced::run(inv, out, err),
         Some(Cmd::Explain(args)) => explain::explain(args, input, out, err),
         Some(Cmd::Check(args)) => explain::check(&args.rules, out, err),
+        Some(Cmd::Compile(args)) => explain::compile(args, out, err),
         Some(Cmd::List(args)) => explain::list(&args.rules, &args.key, out, err),
         Some(Cmd::Render(args)) => render::run(args, out, err),
         Some(Cmd::Doctor(args)) => doctor::run(args, out, err),

@@ -3,8 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use regex::RegexBuilder;
-
 use super::model::{
     ApprovalModel, DeployModel, DockerModel, ExamplesModel, OptionModel, ProgramModel, RulesModel,
     S, ValueModel,
@@ -15,7 +13,7 @@ use super::{
     Example, KeyPolicy, McpLimits, Policy, PolicyError, ProgramRule,
 };
 use crate::docker::{spec, values};
-use crate::grammar::{ArgSpec, Grammar, OptSpec, Optional, ValueType};
+use crate::grammar::{ArgSpec, Grammar, OptSpec, Optional, Pattern, ValueType};
 use crate::sudoers::ere;
 
 pub const DEFAULT_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/usr/bin:/bin";
@@ -27,8 +25,6 @@ pub const DEFAULT_MAX_SESSIONS: u32 = 32;
 /// How long one audit record may wait for a receiver that is not reading.
 pub const AUDIT_TIMEOUT: Duration = Duration::from_secs(2);
 const OPEN_FILES: std::ops::RangeInclusive<u64> = 16..=1_048_576;
-/// Compiled size limit of one value pattern.
-const PATTERN_SIZE_LIMIT: usize = 64 * 1024;
 
 /// Programs that are a shell, run any other program, or deploy (a deploy is the `deploy`
 /// section's, approved by a human): never a declared program, under any command name. The
@@ -754,26 +750,18 @@ fn value_type(v: &ValueModel, at: &S) -> Result<ValueType, PolicyError> {
             },
             _ => return err(bounds, "an int is `[MIN, MAX]` with MIN <= MAX"),
         },
-        ValueModel::Pattern(source) => {
-            let regex = RegexBuilder::new(&format!("^(?:{})$", source.value))
-                .size_limit(PATTERN_SIZE_LIMIT)
-                .build();
-            match regex {
-                Ok(regex) => ValueType::Pattern {
-                    regex,
-                    source: source.value.clone(),
-                },
-                Err(e) => {
-                    let first = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("invalid")
-                        .to_string();
-                    return err(source, format!("invalid pattern: {first}"));
-                }
+        ValueModel::Pattern(source) => match Pattern::new(&source.value) {
+            Ok(pattern) => ValueType::Pattern(pattern),
+            Err(e) => {
+                let first = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid")
+                    .to_string();
+                return err(source, format!("invalid pattern: {first}"));
             }
-        }
+        },
         ValueModel::Exact(s) => {
             if s.value.is_empty() {
                 return err(s, "an exact value is not empty");

@@ -4,10 +4,13 @@
 mod compile;
 pub mod model;
 mod parse;
+pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::grammar::Grammar;
 pub use crate::plan::Defaults;
@@ -46,7 +49,7 @@ pub fn compile(text: &str) -> Result<Policy, PolicyError> {
     compile::compile(&model, text)
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Policy {
     /// `sha256:` and the hex digest of the rules file.
     pub digest: String,
@@ -63,7 +66,7 @@ pub struct Policy {
 }
 
 /// One of a rule's examples: a command it must allow (or that must be refused).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Example {
     /// The rule id (`docker`, `deploy`, a program rule's id).
     pub rule: String,
@@ -75,19 +78,19 @@ pub struct Example {
 }
 
 /// How long an MCP session may last: without a call, and in all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct McpLimits {
     pub idle: Duration,
     pub session: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuditFormat {
     Kv,
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditSettings {
     pub socket: String,
     pub format: AuditFormat,
@@ -96,7 +99,7 @@ pub struct AuditSettings {
     pub timeout: std::time::Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyPolicy {
     pub may: BTreeSet<String>,
     pub from: Vec<Cidr>,
@@ -110,7 +113,7 @@ pub struct KeyPolicy {
 }
 
 /// An IPv4 or IPv6 network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cidr {
     pub addr: IpAddr,
     pub prefix: u8,
@@ -155,7 +158,7 @@ impl Cidr {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DockerPolicy {
     pub program: String,
     pub config: String,
@@ -184,7 +187,7 @@ pub struct DockerPolicy {
     pub stdin: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProgramRule {
     pub id: String,
     pub command: String,
@@ -204,7 +207,7 @@ pub struct ProgramRule {
     pub sudoers_args: Vec<SudoersArgs>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeployPolicy {
     pub flake: String,
     pub nh: Option<String>,
@@ -213,7 +216,7 @@ pub struct DeployPolicy {
     pub approval: ApprovalPolicy,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApprovalPolicy {
     /// Root-owned, mode 0700: the requests and their approvals.
     pub store: std::path::PathBuf,

@@ -231,7 +231,7 @@ fn value_alts(ty: &ValueType) -> Result<Vec<String>, String> {
             words.iter().map(|w| literal(w)).collect()
         }
         ValueType::Int { min, max } => int_alts(*min, *max),
-        ValueType::Pattern { source, .. } => vec![format!("({})", pattern(source)?)],
+        ValueType::Pattern(p) => vec![format!("({})", pattern(&p.source)?)],
         ValueType::Exact(word) => {
             plain_word(word)?;
             vec![literal(word)]
@@ -1007,10 +1007,7 @@ mod tests {
                     option('c', "color", ValueType::Enum(vec!["always".into()]), Some(Optional::Attached)),
                     option('S', "since", ValueType::SystemdTime, None),
                     option('U', "until", ValueType::SystemdTime, None),
-                    option('g', "grep", ValueType::Pattern {
-                        regex: regex::Regex::new("^(?:[A-Za-z0-9_.]([A-Za-z0-9_.-]| [A-Za-z0-9_]){0,63})$").unwrap(),
-                        source: "[A-Za-z0-9_.]([A-Za-z0-9_.-]| [A-Za-z0-9_]){0,63}".into(),
-                    }, None),
+                    option('g', "grep", ValueType::Pattern(crate::grammar::Pattern::new("[A-Za-z0-9_.]([A-Za-z0-9_.-]| [A-Za-z0-9_]){0,63}").unwrap()), None),
                 ],
                 ..Grammar::default()
             };

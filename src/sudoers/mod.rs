@@ -23,11 +23,12 @@ pub fn program_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Sudoers
 /// One sudoers expression for a command's arguments: its source, as `render sudoers` prints
 /// it, and the same expression compiled on first use. Compiling one costs about 0.1 ms, so it
 /// is done at most once per rule and only for a command that goes through sudo.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SudoersArgs {
     pub source: String,
     /// The source is the argument line itself, not an expression.
     pub literal: bool,
+    #[serde(skip)]
     compiled: std::sync::OnceLock<Option<regex::Regex>>,
 }
 
@@ -175,7 +176,7 @@ mod tests {
             ]
             .map(String::from)
             .to_vec(),
-            ValueType::Pattern { .. } | ValueType::Text => {
+            ValueType::Pattern(_) | ValueType::Text => {
                 ["INPUT", "sshd", "Ban", "a-b", "/etc/shadow", "x;y"]
                     .map(String::from)
                     .to_vec()

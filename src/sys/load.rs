@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::walk::{self, Expect, WalkError};
-use crate::policy::MAX_RULES_BYTES;
+use crate::policy::{MAX_RULES_BYTES, record};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -52,9 +52,62 @@ pub fn deploy_policy(path: &Path) -> Result<crate::policy::Policy, String> {
     parse(path, true)
 }
 
+/// The policy of the rules file at `path`: from its compiled record when root's record for
+/// exactly these bytes is there (`policy::record`), else compiled from the text with every
+/// example run. The file's own checks run first either way.
 fn parse(path: &Path, require_root: bool) -> Result<crate::policy::Policy, String> {
     let text = read_rules(path, require_root).map_err(|e| e.to_string())?;
-    crate::rules::parse(&text).map_err(|e| format!("{}:{e}", path.display()))
+    if let Ok(policy) = compiled(path, &text) {
+        return Ok(policy);
+    }
+    full(path, &text)
+}
+
+/// The policy compiled from `text` (the rules file at `path`), every example run: what
+/// `check` and `compile` always do, and every loader without a current record.
+pub fn full(path: &Path, text: &str) -> Result<crate::policy::Policy, String> {
+    crate::rules::parse(text).map_err(|e| format!("{}:{e}", path.display()))
+}
+
+/// Why the compiled record of the rules file at `path` cannot stand in for `text`.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0}")]
+    Walk(WalkError),
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: larger than {} bytes", record::MAX_RECORD_BYTES)]
+    TooLarge { path: String },
+    #[error("{1}: {0}")]
+    Stale(record::Stale, String),
+}
+
+/// The policy from the compiled record beside the rules file at `path`, when it is root's
+/// (the same walk as the rules file: owner, mode, every component from `/`) and records
+/// exactly `text`.
+pub fn compiled(path: &Path, text: &str) -> Result<crate::policy::Policy, RecordError> {
+    let at = record::path_for(path);
+    let name = at.display().to_string();
+    let (file, meta) = walk::open_file(&at).map_err(RecordError::Walk)?;
+    let cap = u64::try_from(record::MAX_RECORD_BYTES).unwrap_or(u64::MAX);
+    if meta.len() > cap {
+        return Err(RecordError::TooLarge { path: name });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| RecordError::Io {
+            path: name.clone(),
+            source,
+        })?;
+    if bytes.len() > record::MAX_RECORD_BYTES {
+        return Err(RecordError::TooLarge { path: name });
+    }
+    let digest = format!("sha256:{}", crate::digest::sha256_hex(text.as_bytes()));
+    record::decode(&bytes, &digest).map_err(|e| RecordError::Stale(e, name))
 }
 
 /// Read the rules file. With `require_root`, refuse a file root does not own or others may write.
@@ -79,7 +132,8 @@ pub fn read_rules(path: &Path, require_root: bool) -> Result<String, LoadError> 
     if meta.len() > cap {
         return Err(LoadError::TooLarge { path: name });
     }
-    let mut bytes = Vec::new();
+    // One sized read: the length is known, and one byte more shows a file that grew.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
     file.take(cap + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() > MAX_RULES_BYTES {
         return Err(LoadError::TooLarge { path: name });

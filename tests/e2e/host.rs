@@ -317,6 +317,11 @@ authpriv.* action(type="omfile" file="{root}/audit.log" template="raw")
             gate.to_str().unwrap(),
             &["check", "--rules", path("rules.yaml").to_str().unwrap()],
         );
+        // As the install steps say: the compiled record, so that sessions load without YAML.
+        run(
+            gate.to_str().unwrap(),
+            &["compile", "--rules", path("rules.yaml").to_str().unwrap()],
+        );
     }
 
     /// `agent-gate render ...` with this host's paths.

@@ -932,12 +932,46 @@ fn the_module_evaluates_to_failed_assertions_for_bad_configurations() {
             "services.agent-gate.user' is not of type `string matching the pattern",
         ),
         (
+            "[ ./nix/examples/host.nix { security.sudo.enable = false; } ]".to_string(),
+            "- services.agent-gate: the rules run sudo (deploy, docker, iptables-list,",
+        ),
+        (
             small_host("{ services.agent-gate.rulesFile = \"/etc/rules.yaml\"; }"),
             "- services.agent-gate: set exactly one of `settings` and `rulesFile`.",
         ),
         (
             small_host("{ lib, ... }: { services.agent-gate.keys = lib.mkForce { }; }"),
             "- services.agent-gate: declare at least one key in `keys`.",
+        ),
+        (
+            small_host("{ lib, ... }: { services.openssh.enable = lib.mkForce false; }"),
+            "- services.agent-gate: the agent reaches the gateway through sshd; enable services.openssh.",
+        ),
+        (
+            small_host("{ services.agent-gate.user = \"root\"; }"),
+            "- services.agent-gate: `user` is the agent's own account, not root.",
+        ),
+        (
+            small_host(
+                "{ services.agent-gate.keys.\"x\\\" ,permitopen=\\\"*\".publicKey = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILvtejmUGKHE2n6HmmoN+jGRtIVi4F38xHifoz1jxxeh\"; }",
+            ),
+            "- services.agent-gate.keys: a label is lowercase letters, digits, `-`, `_`, `.` (it goes into command=\"... --key LABEL\" and the rules); not so: `x\" ,permitopen=\"*`.",
+        ),
+        (
+            small_host(
+                "{ services.agent-gate.keys.hermes.from = [ \"10.0.0.0/8\\\",permitopen=\\\"*\" ]; }",
+            ),
+            "not so: `10.0.0.0/8\",permitopen=\"*` (of hermes).",
+        ),
+        (
+            small_host("{ lib, ... }: { virtualisation.docker.enable = lib.mkForce false; }"),
+            "- services.agent-gate: dockerGroup puts the account in the `docker` group, which does not exist; enable virtualisation.docker or set dockerGroup = false.",
+        ),
+        (
+            small_host(
+                "{ services.agent-gate.forceCommand = true; services.agent-gate.settings.keys.spare.may = [ \"docker\" ]; }",
+            ),
+            "- services.agent-gate: forceCommand needs every label to pin a public key; without one in `settings.keys`: `spare`.",
         ),
     ];
     for (modules, want) in &cases {
@@ -950,6 +984,11 @@ fn the_module_evaluates_to_failed_assertions_for_bad_configurations() {
             assert!(error.contains("Failed assertions:"), "{error}");
         }
     }
+    // The edge cases that must pass still do: with dockerGroup off, docker may be absent;
+    // forceCommand with every label pinned.
+    ev.eval(&small_host(
+        "{ lib, ... }: { virtualisation.docker.enable = lib.mkForce false; services.agent-gate.dockerGroup = false; services.agent-gate.forceCommand = true; }",
+    ));
 }
 
 #[test]

@@ -11,7 +11,7 @@
 # `nixos-rebuild build`, not the first SSH login. No import-from-derivation: nothing built is
 # read back into the evaluation. Assertions refuse at evaluation what cannot work or is not
 # safe: sshd off, root as the agent, a key label or network that is not plain (both go into
-# authorized_keys options), sudo rules without sudo, no docker group for `dockerGroup`, and
+# authorized_keys options), another module's key on the account, sudo rules without sudo, no docker group for `dockerGroup`, and
 # `forceCommand` with a label that pins no key (of `settings`; a `rulesFile` is checked at
 # build time).
 { config, lib, pkgs, ... }:
@@ -54,6 +54,7 @@ let
     ++ lib.optional ((settings.docker.sudo_subcommands or [ ]) != [ ]) "docker"
     ++ map (p: p.id or "a program") (lib.filter (p: p.sudo or false) (settings.programs or [ ]));
   usesSudo = sudoUsers != [ ];
+  agentKeys = config.users.users.${cfg.user}.openssh.authorizedKeys;
   unpinned = lib.filter (l: !(settings.keys.${l} ? public_key)) (lib.attrNames settings.keys);
 
   # JSON is YAML 1.2: the gateway reads it as it is, and no converter runs at build time.
@@ -221,6 +222,12 @@ in
       {
         assertion = cfg.dockerGroup -> config.users.groups ? docker;
         message = "services.agent-gate: dockerGroup puts the account in the `docker` group, which does not exist; enable virtualisation.docker or set dockerGroup = false.";
+      }
+      {
+        # authorizedKeys.keys is a list that merges: a key another module adds to the account
+        # would have neither restrict nor command=.
+        assertion = agentKeys.keys == keyLines && agentKeys.keyFiles == [ ];
+        message = "services.agent-gate: users.users.${cfg.user}.openssh.authorizedKeys has keys that services.agent-gate.keys did not make (they would have no restrict and no command=); declare them in services.agent-gate.keys.";
       }
       {
         assertion = cfg.forceCommand -> unpinned == [ ];

@@ -964,6 +964,12 @@ fn the_module_evaluates_to_failed_assertions_for_bad_configurations() {
             "not so: `10.0.0.0/8\",permitopen=\"*` (of hermes).",
         ),
         (
+            small_host(
+                "{ users.users.ai-worker.openssh.authorizedKeys.keys = [ \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILvtejmUGKHE2n6HmmoN+jGRtIVi4F38xHifoz1jxxeh carol\" ]; }",
+            ),
+            "- services.agent-gate: users.users.ai-worker.openssh.authorizedKeys has keys that services.agent-gate.keys did not make",
+        ),
+        (
             small_host("{ lib, ... }: { virtualisation.docker.enable = lib.mkForce false; }"),
             "- services.agent-gate: dockerGroup puts the account in the `docker` group, which does not exist; enable virtualisation.docker or set dockerGroup = false.",
         ),

@@ -9,7 +9,11 @@
 # them with visudo, and compares the authorized_keys lines made here with what
 # `agent-gate render authorized-keys` prints for the same rules: a bad policy fails
 # `nixos-rebuild build`, not the first SSH login. No import-from-derivation: nothing built is
-# read back into the evaluation.
+# read back into the evaluation. Assertions refuse at evaluation what cannot work or is not
+# safe: sshd off, root as the agent, a key label or network that is not plain (both go into
+# authorized_keys options), another module's key on the account, sudo rules without sudo, no docker group for `dockerGroup`, and
+# `forceCommand` with a label that pins no key (of `settings`; a `rulesFile` is checked at
+# build time).
 { config, lib, pkgs, ... }:
 
 let
@@ -35,6 +39,23 @@ let
     version = cfg.settings.version or 1;
     keys = lib.recursiveUpdate (cfg.settings.keys or { }) keyRules;
   };
+
+  # What the assertions check before anything is built. A `rulesFile` is not read here (no
+  # import-from-derivation); the build-time check below covers it.
+  quoted = names: lib.concatMapStringsSep ", " (n: "`${n}`") names;
+  labels = lib.unique (lib.attrNames cfg.keys ++ lib.attrNames (cfg.settings.keys or { }));
+  badLabels = lib.filter (l: builtins.match "[a-z0-9][a-z0-9_.-]*" l == null) labels;
+  badNetworks = lib.concatLists (lib.mapAttrsToList
+    (label: key: map (net: "`${net}` (of ${label})")
+      (lib.filter (net: builtins.match "[0-9A-Fa-f.:]+(/[0-9]{1,3})?" net == null) key.from))
+    cfg.keys);
+  sudoUsers =
+    lib.optional (settings ? deploy) "deploy"
+    ++ lib.optional ((settings.docker.sudo_subcommands or [ ]) != [ ]) "docker"
+    ++ map (p: p.id or "a program") (lib.filter (p: p.sudo or false) (settings.programs or [ ]));
+  usesSudo = sudoUsers != [ ];
+  agentKeys = config.users.users.${cfg.user}.openssh.authorizedKeys;
+  unpinned = lib.filter (l: !(settings.keys.${l} ? public_key)) (lib.attrNames settings.keys);
 
   # JSON is YAML 1.2: the gateway reads it as it is, and no converter runs at build time.
   rulesFile =
@@ -177,6 +198,40 @@ in
       {
         assertion = gateLib.plainPath gate;
         message = "services.agent-gate: the package path must be plain (it goes into command= and sudoers).";
+      }
+      {
+        assertion = config.services.openssh.enable;
+        message = "services.agent-gate: the agent reaches the gateway through sshd; enable services.openssh.";
+      }
+      {
+        assertion = cfg.user != "root";
+        message = "services.agent-gate: `user` is the agent's own account, not root.";
+      }
+      {
+        assertion = badLabels == [ ];
+        message = "services.agent-gate.keys: a label is lowercase letters, digits, `-`, `_`, `.` (it goes into command=\"... --key LABEL\" and the rules); not so: ${quoted badLabels}.";
+      }
+      {
+        assertion = badNetworks == [ ];
+        message = "services.agent-gate.keys: `from` holds addresses and networks (10.0.0.0/8, 2001:db8::/32; they go into from=\"...\"); not so: ${lib.concatStringsSep ", " badNetworks}.";
+      }
+      {
+        assertion = usesSudo -> config.security.sudo.enable;
+        message = "services.agent-gate: the rules run sudo (${lib.concatStringsSep ", " sudoUsers}), which needs security.sudo.enable: the sudoers lines are included from it.";
+      }
+      {
+        assertion = cfg.dockerGroup -> config.users.groups ? docker;
+        message = "services.agent-gate: dockerGroup puts the account in the `docker` group, which does not exist; enable virtualisation.docker or set dockerGroup = false.";
+      }
+      {
+        # authorizedKeys.keys is a list that merges: a key another module adds to the account
+        # would have neither restrict nor command=.
+        assertion = agentKeys.keys == keyLines && agentKeys.keyFiles == [ ];
+        message = "services.agent-gate: users.users.${cfg.user}.openssh.authorizedKeys has keys that services.agent-gate.keys did not make (they would have no restrict and no command=); declare them in services.agent-gate.keys.";
+      }
+      {
+        assertion = cfg.forceCommand -> unpinned == [ ];
+        message = "services.agent-gate: forceCommand needs every label to pin a public key; without one in `settings.keys`: ${quoted unpinned}.";
       }
     ];
 

@@ -89,6 +89,8 @@ let
       fi
       ${render "sudoers" ""} > $out/sudoers
       visudo -c -f $out/sudoers
+      # The compiled record the gateway loads instead of the YAML (same package, same build).
+      agent-gate compile --rules ${rulesFile} --out $out/rules.yaml.compiled
     '';
 
   # The login shell: agent-gate itself, told where the rules are (sshd passes only `-c`).
@@ -240,6 +242,10 @@ in
     # Copies, not symlinks: root-owned files the gateway checks on open.
     environment.etc."agent-gate/rules.yaml" = {
       source = rulesFile;
+      mode = "0444";
+    };
+    environment.etc."agent-gate/rules.yaml.compiled" = {
+      source = "${checked}/rules.yaml.compiled";
       mode = "0444";
     };
     environment.etc."agent-gate/sudoers.d/agent-gate" = {

@@ -743,6 +743,14 @@ fn the_module_evaluates_to_a_build_check_that_passes_and_renders_the_sudoers() {
     let built = std::fs::read_to_string(dropin).unwrap();
     let rules_file = Path::new(str_of(rules, &["path"]));
     assert_eq!(built, render_for(&host, rules_file, "sudoers", &[]));
+    // The compiled record /etc holds beside the rules is this build's record of them.
+    let record_etc = &host["etc"]["agent-gate/rules.yaml.compiled"];
+    assert_eq!(str_of(record_etc, &["mode"]), "0444");
+    let record = std::fs::read(str_of(record_etc, &["source"])).unwrap();
+    let text = std::fs::read_to_string(rules_file).unwrap();
+    let policy = agent_gate::rules::parse(&text).unwrap();
+    let from_record = agent_gate::policy::record::decode(&record, &policy.digest).unwrap();
+    assert_eq!(from_record.rule_ids(), policy.rule_ids());
     let gate_path = gate_of(&host);
     for program in ["journalctl", "iptables", "sshd", "ss"] {
         assert!(

@@ -69,7 +69,7 @@ fn program_plan(
             .map_err(|m| Refusal::new(&rule.id, m.message))?;
         let full: Vec<String> = rule.forced_args.iter().chain(&canonical).cloned().collect();
         if !full.is_empty() {
-            sudoers::fits(&rule.id, &rule.sudoers_args, &full)?;
+            sudoers::fits(&rule.id, &rule.sudoers_check, &full)?;
         }
         (policy.sudo.as_deref(), full)
     } else {

@@ -614,15 +614,19 @@ fn program(
         args,
         exactly_one_of,
     };
-    let sudoers_args = if p.sudo {
-        crate::sudoers::program_lines(&grammar, &forced_args).map_err(|e| {
-            error_at(
-                &p.id,
-                format!("sudoers cannot express rule `{}`: {e}", p.id.value),
-            )
-        })?
+    let unexpressible = |e: String| {
+        error_at(
+            &p.id,
+            format!("sudoers cannot express rule `{}`: {e}", p.id.value),
+        )
+    };
+    let (sudoers_args, sudoers_check) = if p.sudo {
+        (
+            crate::sudoers::program_lines(&grammar, &forced_args).map_err(unexpressible)?,
+            crate::sudoers::program_check(&grammar, &forced_args).map_err(unexpressible)?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     Ok(ProgramRule {
         id: p.id.value.clone(),
@@ -637,6 +641,7 @@ fn program(
         timeout: timeout(p.timeout.as_ref(), default_timeout)?,
         stdin: p.stdin,
         sudoers_args,
+        sudoers_check,
     })
 }
 

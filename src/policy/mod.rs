@@ -202,9 +202,12 @@ pub struct ProgramRule {
     pub timeout: Duration,
     /// The program reads the agent's stdin.
     pub stdin: bool,
-    /// For a sudo rule, the sudoers expression for its arguments (`sudoers::program_regex`),
-    /// built once here: `render sudoers` prints it and the gateway checks sudo commands with it.
+    /// For a sudo rule, the sudoers lines for its arguments (`sudoers::program_lines`), as
+    /// `render sudoers` prints them.
     pub sudoers_args: Vec<SudoersArgs>,
+    /// The same lines unsplit (`sudoers::program_check`): what the gateway matches a sudo
+    /// command against, admitting exactly what `sudoers_args` admit.
+    pub sudoers_check: Vec<SudoersArgs>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -374,6 +374,18 @@ const MAX_LITERAL_LINES: usize = 64;
 /// once unless it repeats, `--` at most once and only before operands, the fixed words, the
 /// operands in order. Where a line can hold only fixed words, its literal forms instead.
 pub fn canonical_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>, String> {
+    lines_within(grammar, forced, MAX_REGEX)
+}
+
+/// The same lines, none split for length: one expression where `canonical_lines` may have
+/// several whose alternatives together are its own, so it admits exactly the lines they do.
+/// The gateway matches these (one compile and one search per member, not one per split),
+/// and sudo reads the split ones.
+pub fn unsplit_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>, String> {
+    lines_within(grammar, forced, usize::MAX)
+}
+
+fn lines_within(grammar: &Grammar, forced: &[String], max: usize) -> Result<Vec<Line>, String> {
     for word in forced.iter().chain(&grammar.words) {
         plain_word(word)?;
     }
@@ -423,7 +435,7 @@ pub fn canonical_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>
         if let Some(forms) = literal_forms(&pieces) {
             lines.extend(forms.into_iter().map(Line::Literal));
         } else {
-            lines.extend(expressions(&pieces, 0)?.into_iter().map(Line::Regex));
+            lines.extend(expressions(&pieces, 0, max)?.into_iter().map(Line::Regex));
         }
     }
     lines.dedup();
@@ -433,8 +445,9 @@ pub fn canonical_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>
 /// The expressions for one sequence of pieces: one per choice of the first piece present
 /// (an expression cannot start with the space that separates the rest); none for the empty
 /// line (`""` is rendered apart). A line longer than sudo reads is split in two between the
-/// alternatives of its longest piece, which together admit the same lines.
-fn expressions(pieces: &[Piece], depth: usize) -> Result<Vec<String>, String> {
+/// alternatives of its longest piece, which together admit the same lines; `max` is that
+/// length.
+fn expressions(pieces: &[Piece], depth: usize, max: usize) -> Result<Vec<String>, String> {
     let first_required = pieces.iter().position(|p| p.required);
     let last_start = first_required.unwrap_or(pieces.len().saturating_sub(1));
     let mut out = Vec::new();
@@ -456,7 +469,7 @@ fn expressions(pieces: &[Piece], depth: usize) -> Result<Vec<String>, String> {
             });
         }
         line.push('$');
-        if written_len(&line) <= MAX_REGEX {
+        if written_len(&line) <= max {
             out.push(line);
             continue;
         }
@@ -486,7 +499,7 @@ fn expressions(pieces: &[Piece], depth: usize) -> Result<Vec<String>, String> {
             if let Some(piece) = part.get_mut(at) {
                 piece.alts = half.to_vec();
             }
-            out.extend(expressions(&part, depth + 1)?);
+            out.extend(expressions(&part, depth + 1, max)?);
         }
     }
     Ok(out)

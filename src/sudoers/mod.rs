@@ -11,13 +11,23 @@ use crate::verdict::Refusal;
 /// The sudoers argument patterns of one program rule, in the canonical form the gateway
 /// passes (`Grammar::canonical`), its forced arguments first.
 pub fn program_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<SudoersArgs>, String> {
-    Ok(ere::canonical_lines(grammar, forced)?
+    Ok(args_of(ere::canonical_lines(grammar, forced)?))
+}
+
+/// The same patterns, none split for sudo's line length (`ere::unsplit_lines`): what the
+/// gateway matches a command against before it runs through sudo.
+pub fn program_check(grammar: &Grammar, forced: &[String]) -> Result<Vec<SudoersArgs>, String> {
+    Ok(args_of(ere::unsplit_lines(grammar, forced)?))
+}
+
+fn args_of(lines: Vec<ere::Line>) -> Vec<SudoersArgs> {
+    lines
         .into_iter()
         .map(|line| match line {
             ere::Line::Regex(source) => SudoersArgs::new(source),
             ere::Line::Literal(text) => SudoersArgs::literal(text),
         })
-        .collect())
+        .collect()
 }
 
 /// One sudoers expression for a command's arguments: its source, as `render sudoers` prints
@@ -28,6 +38,9 @@ pub struct SudoersArgs {
     pub source: String,
     /// The source is the argument line itself, not an expression.
     pub literal: bool,
+    /// What every line the expression admits starts with (`literal_prefix`): a line that does
+    /// not is refused without compiling or running the expression.
+    prefix: String,
     #[serde(skip)]
     compiled: std::sync::OnceLock<Option<regex::Regex>>,
 }
@@ -35,6 +48,7 @@ pub struct SudoersArgs {
 impl SudoersArgs {
     pub fn new(source: String) -> Self {
         Self {
+            prefix: literal_prefix(&source),
             source,
             literal: false,
             compiled: std::sync::OnceLock::new(),
@@ -45,6 +59,7 @@ impl SudoersArgs {
         Self {
             source: line,
             literal: true,
+            prefix: String::new(),
             compiled: std::sync::OnceLock::new(),
         }
     }
@@ -54,11 +69,64 @@ impl SudoersArgs {
         if self.literal {
             return self.source == line;
         }
+        if !line.starts_with(&self.prefix) {
+            return false;
+        }
         self.compiled
             .get_or_init(|| regex::Regex::new(&self.source).ok())
             .as_ref()
             .is_some_and(|re| re.is_match(line))
     }
+}
+
+/// The text every match of the anchored expression `source` starts with: the plain characters
+/// (and backslash-escaped punctuation) after the leading `^`, up to the first that is not
+/// plain, less the last one when a quantifier follows it. Empty where the expression is not
+/// anchored or alternates at its top level, so that the prefix is only ever a necessary
+/// condition.
+fn literal_prefix(source: &str) -> String {
+    let Some(rest) = source.strip_prefix('^') else {
+        return String::new();
+    };
+    // A top-level `|` would make the prefix one alternative's: count the depth.
+    let mut depth = 0i32;
+    let mut escaped = false;
+    let mut in_class = false;
+    for c in rest.chars() {
+        match (escaped, in_class, c) {
+            (true, ..) => escaped = false,
+            (false, _, '\\') => escaped = true,
+            (false, false, '[') => in_class = true,
+            (false, true, ']') => in_class = false,
+            (false, false, '(') => depth += 1,
+            (false, false, ')') => depth -= 1,
+            (false, false, '|') if depth == 0 => return String::new(),
+            _ => {}
+        }
+    }
+    let mut prefix = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        let plain = match c {
+            '\\' => match chars.peek() {
+                Some(&next) if next.is_ascii_punctuation() => {
+                    chars.next();
+                    Some(next)
+                }
+                _ => None,
+            },
+            c if "^$.[]()|*+?{}".contains(c) => None,
+            c => Some(c),
+        };
+        let Some(plain) = plain else {
+            break;
+        };
+        if chars.peek().is_some_and(|n| "*+?{".contains(*n)) {
+            break;
+        }
+        prefix.push(plain);
+    }
+    prefix
 }
 
 /// Would the sudoers lines rendered for this command accept `args` (everything after the
@@ -292,6 +360,25 @@ mod tests {
             })
     }
 
+    #[test]
+    fn a_literal_prefix_is_only_what_every_match_starts_with() {
+        for (source, prefix) in [
+            ("^--list( --numeric)?$", "--list"),
+            ("^--no-pager --unit=(a|b)$", "--no-pager --unit="),
+            ("^--lines\\=5$", "--lines=5"),
+            ("^-T( -C x)?$", "-T"),
+            ("^ab?c$", "a"),
+            ("^ab{2}$", "a"),
+            ("^a|b$", ""),
+            ("^(a|b)c$", ""),
+            ("^[|]x$", ""),
+            ("no anchor", ""),
+            ("^a\\dz$", "a"),
+        ] {
+            assert_eq!(super::literal_prefix(source), prefix, "{source}");
+        }
+    }
+
     /// Parsed once: each rule's expressions compile on first use and are kept.
     fn sudo_rules() -> &'static [(ProgramRule, Vec<String>)] {
         static RULES: std::sync::OnceLock<Vec<(ProgramRule, Vec<String>)>> =
@@ -347,6 +434,12 @@ mod tests {
                 }
             }
             let full: Vec<String> = rule.forced_args.iter().chain(&args).cloned().collect();
+            // The gateway's unsplit expressions admit exactly what the rendered lines do.
+            proptest::prop_assert_eq!(
+                super::accepts(&rule.sudoers_check, &full),
+                super::accepts(&rule.sudoers_args, &full),
+                "{}: {:?}", rule.id, full
+            );
             if !full.is_empty() && args.iter().all(|a| !a.contains(' ')) && super::accepts(&rule.sudoers_args, &full) {
                 proptest::prop_assert!(same_line_allowed(rule, &args, 3), "{}: {args:?}", rule.id);
             }

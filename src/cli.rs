@@ -53,6 +53,55 @@ pub struct Forced {
     pub call: Option<u64>,
 }
 
+impl Cli {
+    /// The command line as sshd runs it for an agent's key, read without building clap's
+    /// parser (about a third of a forced-mode decision's instructions): `--rules FILE`,
+    /// `--key LABEL`, `--audit-socket PATH`, and from the MCP server `--session ID` and `--call
+    /// N`, each at most once, in any order, each name and value a word of its own. `None` for
+    /// anything else (another spelling, a value starting with `-`, a subcommand, `-c`), which
+    /// clap reads; where both read a line they read it alike (a test compares them).
+    pub fn forced_form(args: &[std::ffi::OsString]) -> Option<Cli> {
+        let mut forced = Forced {
+            rules: PathBuf::from(DEFAULT_RULES),
+            key: None,
+            audit_socket: None,
+            shell_command: None,
+            session: None,
+            call: None,
+        };
+        let mut rules = None;
+        let mut words = args.get(1..)?.iter();
+        while let Some(name) = words.next() {
+            let value = words.next()?.to_str()?;
+            if value.is_empty() || value.starts_with('-') {
+                return None;
+            }
+            let once = |slot: &mut Option<String>| slot.replace(value.to_string()).is_none();
+            let fresh = match name.to_str()? {
+                "--rules" => rules.replace(PathBuf::from(value)).is_none(),
+                "--key" => once(&mut forced.key),
+                "--audit-socket" => once(&mut forced.audit_socket),
+                "--session" => once(&mut forced.session),
+                "--call" => forced.call.replace(value.parse().ok()?).is_none(),
+                _ => return None,
+            };
+            if !fresh {
+                return None;
+            }
+        }
+        if forced.call.is_some() && forced.session.is_none() {
+            return None;
+        }
+        if let Some(rules) = rules {
+            forced.rules = rules;
+        }
+        Some(Cli {
+            forced,
+            command: None,
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Print the decision for a command without running anything.
@@ -282,4 +331,95 @@ pub struct List {
     pub rules: PathBuf,
     #[arg(long, value_name = "LABEL")]
     pub key: String,
+}
+
+#[cfg(test)]
+mod forced_form_tests {
+    use std::ffi::OsString;
+
+    use clap::Parser;
+
+    use super::Cli;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        std::iter::once("agent-gate")
+            .chain(words.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    /// Where the fast path reads a line, clap reads the same; the forms sshd and the MCP
+    /// server write are read by the fast path.
+    fn agrees(words: &[&str]) -> bool {
+        let args = argv(words);
+        let fast = Cli::forced_form(&args);
+        if let Some(fast) = &fast {
+            let clap = Cli::try_parse_from(&args).map(|c| format!("{c:?}"));
+            assert_eq!(
+                Ok(format!("{fast:?}")),
+                clap.map_err(|e| e.to_string()),
+                "{words:?}"
+            );
+        }
+        fast.is_some()
+    }
+
+    #[test]
+    fn the_forced_forms_read_as_clap_reads_them() {
+        for words in [
+            &["--rules", "/etc/agent-gate/rules.yaml", "--key", "hermes"][..],
+            &[
+                "--key",
+                "hermes",
+                "--rules",
+                "/r.yaml",
+                "--audit-socket",
+                "/dev/log",
+            ],
+            &[
+                "--rules",
+                "/r",
+                "--key",
+                "h",
+                "--session",
+                "s1",
+                "--call",
+                "3",
+            ],
+            &["--key", "hermes"],
+            &[],
+        ] {
+            assert!(agrees(words), "{words:?} should take the fast path");
+        }
+        for words in [
+            &["--rules=/r", "--key", "h"][..],
+            &["--key", "h", "--key", "i"],
+            &["--key", "-c"],
+            &["-c", "docker ps"],
+            &["--key", "h", "explain"],
+            &["check", "--rules", "r"],
+            &["--call", "3"],
+            &["--call", "x", "--session", "s"],
+            &["--key", ""],
+            &["--key"],
+            &["--", "--key", "h"],
+        ] {
+            assert!(!agrees(words), "{words:?} is clap's");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn the_fast_path_never_reads_a_line_otherwise_than_clap(
+            picks in proptest::collection::vec(0usize..16, 0..9)
+        ) {
+            const WORDS: [&str; 16] = [
+                "--rules", "--key", "--audit-socket", "--session", "--call", "-c", "--",
+                "hermes", "/r.yaml", "7", "+7", "007", "-1", "explain", "--rules=/x", "x y",
+            ];
+            let words: Vec<&str> = picks.iter().map(|i| WORDS[*i]).collect();
+            agrees(&words);
+        }
+    }
 }

@@ -113,7 +113,11 @@ impl Invocation {
         original: Option<OsString>,
         connection: Option<OsString>,
     ) -> Result<Self, clap::Error> {
-        let cli = Cli::try_parse_from(args)?;
+        let args: Vec<OsString> = args.into_iter().collect();
+        let cli = match Cli::forced_form(&args) {
+            Some(cli) => cli,
+            None => Cli::try_parse_from(args)?,
+        };
         let original = original.map(|c| c.to_string_lossy().into_owned());
         let client = connection.and_then(|c| {
             c.to_str()

@@ -345,11 +345,16 @@ fn the_example_policy_is_the_shipped_rules_and_passes_check() {
 // The module, evaluated by nixpkgs' module system (nix/tests/eval.nix): the mirrored NixOS
 // options, a stand-in `pkgs`, and the host's modules given here as Nix text.
 
-/// nixpkgs' lib beside the repository (`../shared/nixpkgs-lib`), whose module system
-/// evaluates the module. Missing: the evaluation tests skip, or fail under
+/// nixpkgs' lib beside the repository (`../shared/nixpkgs-lib`, or the copy
+/// AGENT_GATE_NIXPKGS_LIB names, as `.ci/run` sets it for a clone made elsewhere), whose
+/// module system evaluates the module. Missing: the evaluation tests skip, or fail under
 /// AGENT_GATE_NIX=required.
 fn nixpkgs_lib() -> Option<PathBuf> {
-    let lib = Path::new(ROOT).join("../shared/nixpkgs-lib/lib");
+    let base = std::env::var_os("AGENT_GATE_NIXPKGS_LIB").map_or_else(
+        || Path::new(ROOT).join("../shared/nixpkgs-lib"),
+        PathBuf::from,
+    );
+    let lib = base.join("lib");
     if lib.join("default.nix").exists() {
         return Some(lib);
     }

@@ -170,6 +170,10 @@ fn bracket(
     let negated = chars.peek() == Some(&'^');
     if negated {
         chars.next();
+        // `[^]x]`: after the space put in below, the `]` would close the class.
+        if chars.peek() == Some(&']') {
+            return no("a `]` first in a negated class");
+        }
         out.push('^');
         // The space is excluded too: no class may match across arguments.
         out.push(' ');
@@ -767,7 +771,7 @@ mod tests {
         }
         assert_eq!(pattern("a b").as_deref(), Ok("a b"));
         for bad in [
-            "[ a]", "(?i)x", r"\s", r"[\d]", "^x", "x$", "[a-z&&b]", "[[a]]", "é", "[a",
+            "[ a]", "(?i)x", r"\s", r"[\d]", "^x", "x$", "[a-z&&b]", "[[a]]", "é", "[a", "[^]x]",
         ] {
             assert!(pattern(bad).is_err(), "{bad}");
         }

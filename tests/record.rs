@@ -268,3 +268,22 @@ fn compile_writes_nothing_for_rules_whose_examples_fail() {
     let out = operator(&["check"], &path, None);
     assert_eq!(out.status.code(), Some(78));
 }
+
+/// The gateway reads the record as the agent's account: `compile` makes it 0444 whatever the
+/// operator's umask (a root shell's 077 would leave a record only root reads, which doctor,
+/// run as root, would call current).
+#[test]
+fn compile_writes_a_record_everyone_may_read_under_any_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yaml");
+    std::fs::write(&path, rules_running(dir.path(), "true")).unwrap();
+    let out = std::process::Command::new("sh")
+        .args(["-c", "umask 077 && exec \"$0\" compile --rules \"$1\""])
+        .arg(env!("CARGO_BIN_EXE_agent-gate"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let meta = std::fs::metadata(record::path_for(&path)).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o444);
+}

@@ -104,9 +104,10 @@ fn load_in_full(path: &Path, err: &mut dyn Write) -> Option<(crate::policy::Poli
     }
 }
 
-/// Write `bytes` to `target` whole or not at all: a new file beside it, synced, renamed.
+/// Write `bytes` to `target` whole or not at all: a new file beside it (mode 0444), synced,
+/// renamed.
 fn write_record(target: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut name = target.as_os_str().to_owned();
     name.push(format!(".new.{}", std::process::id()));
     let temporary = std::path::PathBuf::from(name);
@@ -116,6 +117,8 @@ fn write_record(target: &Path, bytes: &[u8]) -> Result<(), String> {
         .mode(0o444)
         .open(&temporary)
         .and_then(|mut file| {
+            // The gateway reads it as the agent's account: 0444 whatever the umask.
+            file.set_permissions(std::fs::Permissions::from_mode(0o444))?;
             file.write_all(bytes)?;
             file.sync_all()
         })

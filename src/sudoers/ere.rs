@@ -170,6 +170,10 @@ fn bracket(
     let negated = chars.peek() == Some(&'^');
     if negated {
         chars.next();
+        // `[^]x]`: after the space put in below, the `]` would close the class.
+        if chars.peek() == Some(&']') {
+            return no("a `]` first in a negated class");
+        }
         out.push('^');
         // The space is excluded too: no class may match across arguments.
         out.push(' ');
@@ -374,18 +378,32 @@ const MAX_LITERAL_LINES: usize = 64;
 /// once unless it repeats, `--` at most once and only before operands, the fixed words, the
 /// operands in order. Where a line can hold only fixed words, its literal forms instead.
 pub fn canonical_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>, String> {
-    lines_within(grammar, forced, MAX_REGEX)
+    lines_within(grammar, forced, MAX_REGEX, &mut false)
 }
 
 /// The same lines, none split for length: one expression where `canonical_lines` may have
 /// several whose alternatives together are its own, so it admits exactly the lines they do.
 /// The gateway matches these (one compile and one search per member, not one per split),
-/// and sudo reads the split ones.
+/// and sudo reads the split ones. Where a repeating piece was split, its halves never mix in
+/// one split line (`A( A)*` and `B( B)*` admit no `a b`), so no one expression admits what
+/// they do: then the split lines themselves.
 pub fn unsplit_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>, String> {
-    lines_within(grammar, forced, usize::MAX)
+    let mut narrowed = false;
+    let split = lines_within(grammar, forced, MAX_REGEX, &mut narrowed)?;
+    if narrowed {
+        return Ok(split);
+    }
+    lines_within(grammar, forced, usize::MAX, &mut narrowed)
 }
 
-fn lines_within(grammar: &Grammar, forced: &[String], max: usize) -> Result<Vec<Line>, String> {
+/// The lines, each split until it is at most `max` long; `narrowed` is set when a repeating
+/// piece was split.
+fn lines_within(
+    grammar: &Grammar,
+    forced: &[String],
+    max: usize,
+    narrowed: &mut bool,
+) -> Result<Vec<Line>, String> {
     for word in forced.iter().chain(&grammar.words) {
         plain_word(word)?;
     }
@@ -435,7 +453,11 @@ fn lines_within(grammar: &Grammar, forced: &[String], max: usize) -> Result<Vec<
         if let Some(forms) = literal_forms(&pieces) {
             lines.extend(forms.into_iter().map(Line::Literal));
         } else {
-            lines.extend(expressions(&pieces, 0, max)?.into_iter().map(Line::Regex));
+            lines.extend(
+                expressions(&pieces, 0, max, narrowed)?
+                    .into_iter()
+                    .map(Line::Regex),
+            );
         }
     }
     lines.dedup();
@@ -446,8 +468,14 @@ fn lines_within(grammar: &Grammar, forced: &[String], max: usize) -> Result<Vec<
 /// (an expression cannot start with the space that separates the rest); none for the empty
 /// line (`""` is rendered apart). A line longer than sudo reads is split in two between the
 /// alternatives of its longest piece, which together admit the same lines; `max` is that
-/// length.
-fn expressions(pieces: &[Piece], depth: usize, max: usize) -> Result<Vec<String>, String> {
+/// length. Splitting a repeating piece narrows what the lines admit (each repeats only its
+/// own half); that sets `narrowed`.
+fn expressions(
+    pieces: &[Piece],
+    depth: usize,
+    max: usize,
+    narrowed: &mut bool,
+) -> Result<Vec<String>, String> {
     let first_required = pieces.iter().position(|p| p.required);
     let last_start = first_required.unwrap_or(pieces.len().saturating_sub(1));
     let mut out = Vec::new();
@@ -493,13 +521,16 @@ fn expressions(pieces: &[Piece], depth: usize, max: usize) -> Result<Vec<String>
         }
         let at = split - start;
         let alts = tail.get(at).map(|p| p.alts.clone()).unwrap_or_default();
+        if tail.get(at).is_some_and(|p| p.repeat) {
+            *narrowed = true;
+        }
         let (low, high) = alts.split_at(alts.len() / 2);
         for half in [low, high] {
             let mut part = tail.clone();
             if let Some(piece) = part.get_mut(at) {
                 piece.alts = half.to_vec();
             }
-            out.extend(expressions(&part, depth + 1, max)?);
+            out.extend(expressions(&part, depth + 1, max, narrowed)?);
         }
     }
     Ok(out)
@@ -740,7 +771,7 @@ mod tests {
         }
         assert_eq!(pattern("a b").as_deref(), Ok("a b"));
         for bad in [
-            "[ a]", "(?i)x", r"\s", r"[\d]", "^x", "x$", "[a-z&&b]", "[[a]]", "é", "[a",
+            "[ a]", "(?i)x", r"\s", r"[\d]", "^x", "x$", "[a-z&&b]", "[[a]]", "é", "[a", "[^]x]",
         ] {
             assert!(pattern(bad).is_err(), "{bad}");
         }

@@ -14,8 +14,9 @@ pub fn program_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Sudoers
     Ok(args_of(ere::canonical_lines(grammar, forced)?))
 }
 
-/// The same patterns, none split for sudo's line length (`ere::unsplit_lines`): what the
-/// gateway matches a command against before it runs through sudo.
+/// The same patterns, not split for sudo's line length where one expression admits what the
+/// split ones do (`ere::unsplit_lines`): what the gateway matches a command against before
+/// it runs through sudo.
 pub fn program_check(grammar: &Grammar, forced: &[String]) -> Result<Vec<SudoersArgs>, String> {
     Ok(args_of(ere::unsplit_lines(grammar, forced)?))
 }
@@ -358,6 +359,31 @@ mod tests {
                 joined[i - 1] = format!("{} {next}", joined[i - 1]);
                 !next.starts_with('-') && same_line_allowed(rule, &joined, depth - 1)
             })
+    }
+
+    /// A repeating operand too long for one sudoers line is split between its alternatives,
+    /// and each rendered line then repeats only its own half: `status A B` with A and B in
+    /// different halves is no rendered line. The gateway's check must refuse it as sudo would.
+    #[test]
+    fn a_split_repeating_operand_is_checked_as_sudo_reads_it() {
+        let units: Vec<String> = (0..80)
+            .map(|i| format!("service-number-{i:03}.service"))
+            .collect();
+        let text = format!(
+            "version: 1\nsudo: /run/wrappers/bin/sudo\nkeys:\n  k:\n    may: [status]\n\
+             programs:\n  - id: status\n    command: systemctl\n    path: /run/current-system/sw/bin/systemctl\n    sudo: true\n    words: [status]\n    args:\n      - {{name: unit, value: {{enum: [{}]}}, repeat: true}}\n",
+            units.join(", ")
+        );
+        let policy = crate::rules::parse(&text).unwrap();
+        let rule = &policy.programs[0];
+        assert!(rule.sudoers_args.len() > 2, "the lines are split");
+        let line = |a: &str, b: &str| vec!["status".to_string(), a.to_string(), b.to_string()];
+        let same = line(&units[0], &units[1]);
+        let mixed = line(&units[0], &units[79]);
+        assert!(super::accepts(&rule.sudoers_args, &same));
+        assert!(super::accepts(&rule.sudoers_check, &same));
+        assert!(!super::accepts(&rule.sudoers_args, &mixed));
+        assert!(!super::accepts(&rule.sudoers_check, &mixed));
     }
 
     #[test]

@@ -393,8 +393,14 @@ pub fn unsplit_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>, 
     if narrowed {
         return Ok(split);
     }
-    lines_within(grammar, forced, usize::MAX, &mut narrowed)
+    let check = lines_within(grammar, forced, MAX_CHECK, &mut narrowed)?;
+    Ok(if narrowed { split } else { check })
 }
+
+/// The longest expression the gateway's own check compiles: a longer one (an enum of
+/// thousands of words) is split as sudo's lines are, at this length, so that each stays within
+/// the regex engine's size limit.
+const MAX_CHECK: usize = 32 * MAX_REGEX;
 
 /// The lines, each split until it is at most `max` long; `narrowed` is set when a repeating
 /// piece was split.
@@ -1106,5 +1112,44 @@ mod tests {
                 .unwrap_err()
                 .contains("as written (escapes included)")
         );
+    }
+
+    #[test]
+    fn the_gateways_check_splits_only_what_no_expression_can_hold() {
+        let words = |n: usize| {
+            (0..n)
+                .map(|i| format!("unit-{i:05}.service"))
+                .collect::<Vec<_>>()
+        };
+        let grammar = |n: usize| Grammar {
+            words: vec!["status".into()],
+            args: vec![crate::grammar::ArgSpec {
+                name: "unit".into(),
+                value: ValueType::Enum(words(n)),
+                optional: false,
+                repeat: false,
+            }],
+            ..Grammar::default()
+        };
+        // A few hundred words: one expression for each form (with and without `--`) for the
+        // gateway, several lines each for sudo.
+        let small = grammar(300);
+        assert_eq!(unsplit_lines(&small, &[]).unwrap().len(), 2);
+        assert!(canonical_lines(&small, &[]).unwrap().len() > 4);
+        // Four thousand (about 90 000 characters a form): split for the gateway too, each
+        // piece within MAX_CHECK, and every one compiles.
+        let large = grammar(4000);
+        let check = unsplit_lines(&large, &[]).unwrap();
+        assert!(check.len() > 2, "{}", check.len());
+        for line in &check {
+            let Line::Regex(source) = line else {
+                panic!("{line:?}")
+            };
+            assert!(source.len() <= MAX_CHECK);
+            assert!(regex::Regex::new(source).is_ok());
+        }
+        let args = ["status".to_string(), "unit-03999.service".to_string()];
+        let lines = crate::sudoers::program_check(&large, &[]).unwrap();
+        assert!(crate::sudoers::accepts(&lines, &args));
     }
 }

@@ -228,7 +228,16 @@ fn examine(args: &Doctor) -> Vec<Finding> {
 /// The compiled record beside the rules: current, or what every invocation pays without it.
 fn compiled_record(rules: &Path, text: &str, rules_shown: &str) -> Finding {
     let record = crate::policy::record::path_for(rules).display().to_string();
+    let readable = std::fs::metadata(&record).map(|m| m.mode() & 0o004 != 0);
     match load::compiled(rules, text) {
+        // doctor reads as root; the gateway reads as the account, which needs the other bits.
+        Ok(_) if readable.is_ok_and(|r| !r) => Finding::fail(
+            "compiled record",
+            format!(
+                "{record} is current but the account cannot read it, so every command compiles the YAML"
+            ),
+            format!("chmod 0444 {record}"),
+        ),
         Ok(_) => Finding::ok(
             "compiled record",
             format!("{record} is this build's record of these rules"),
@@ -987,6 +996,32 @@ fn holder(dir: &Path) -> Result<bool, Walk> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn a_compiled_record_is_current_only_when_the_account_can_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::Uid::effective().is_root() {
+            let required = std::env::var("AGENT_GATE_ROOT").is_ok_and(|v| v == "required");
+            assert!(!required, "the record must be root's: this test needs root");
+            return;
+        }
+        let dir = crate::sys::walk::trusted_test_dir();
+        let rules = dir.path().join("rules.yaml");
+        let text = "version: 1\nkeys: {h: {may: []}}\n";
+        std::fs::write(&rules, text).unwrap();
+        let verdict = || compiled_record(&rules, text, "R");
+        assert!(!verdict().ok, "no record yet");
+        let policy = crate::rules::parse(text).unwrap();
+        let record = crate::policy::record::path_for(&rules);
+        std::fs::write(&record, crate::policy::record::encode(&policy).unwrap()).unwrap();
+        std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o444)).unwrap();
+        assert!(verdict().ok, "{}", verdict().detail);
+        std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let unreadable = verdict();
+        assert!(!unreadable.ok && unreadable.detail.contains("cannot read it"));
+        std::fs::write(&rules, format!("{text}# changed\n")).unwrap();
+        assert!(!compiled_record(&rules, &format!("{text}# changed\n"), "R").ok);
+    }
 
     #[test]
     fn the_walk_follows_symlinks_and_stops_at_a_directory_others_may_write() {

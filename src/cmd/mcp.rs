@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
+use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::exit::{EXIT_ASK, EXIT_CONFIG, EXIT_REFUSED, EXIT_SYNTAX};
 use crate::decide::Request;
@@ -345,6 +347,17 @@ impl ServerHandler for Gateway {
     }
 }
 
+/// The session's reader and writer: one JSON-RPC message a line, read by the SDK's transport
+/// with lines held to `MAX_MESSAGE` bytes, so a client that never sends a newline cannot make
+/// the session buffer without end; a longer line is dropped and the session goes on.
+pub fn transport<R, W>(read: R, write: W) -> AsyncRwTransport<RoleServer, R, W>
+where
+    R: AsyncRead + Send + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    AsyncRwTransport::new(read, write).with_max_line_length(MAX_MESSAGE)
+}
+
 /// Serve the session on stdin/stdout until the client goes away or a limit is reached; how
 /// it ended, for the session's last record.
 pub fn serve(
@@ -383,10 +396,7 @@ pub fn serve(
     let last_call = gateway.last_call.clone();
     runtime.block_on(async move {
         let (stdin, stdout) = rmcp::transport::stdio();
-        let transport =
-            rmcp::transport::async_rw::AsyncRwTransport::<RoleServer, _, _>::new(stdin, stdout)
-                .with_max_line_length(MAX_MESSAGE);
-        let service = match gateway.serve(transport).await {
+        let service = match gateway.serve(transport(stdin, stdout)).await {
             Ok(service) => service,
             Err(e) => return format!("ended before it began: {e}"),
         };
@@ -465,10 +475,7 @@ mod tests {
             running: Arc::new(tokio::sync::Semaphore::new(2)),
         };
         tokio::spawn(async move {
-            let transport =
-                rmcp::transport::async_rw::AsyncRwTransport::<RoleServer, _, _>::new(read, write)
-                    .with_max_line_length(MAX_MESSAGE);
-            if let Ok(service) = gateway.serve(transport).await {
+            if let Ok(service) = gateway.serve(transport(read, write)).await {
                 let _ = service.waiting().await;
             }
         });
@@ -541,6 +548,30 @@ mod tests {
         // Six calls, two at a time (the session's bound, `max_calls: 2`).
         assert_eq!(seen.lines().count(), 12, "{seen}");
         assert!(most.is_some_and(|n| n <= 2), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn the_transport_drops_an_oversized_line_and_reads_on() {
+        use rmcp::transport::Transport;
+        let ping = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
+        // A message padded past the bound is dropped whole, though it would parse.
+        let padded = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ping"}}{}"#,
+            " ".repeat(MAX_MESSAGE)
+        );
+        let input = format!("{padded}\n{{not json\n\n{ping}\r\n{ping}");
+        let mut t = transport(input.as_bytes(), tokio::io::sink());
+        let first = t.receive().await.map(|m| serde_json::to_value(m).unwrap());
+        assert_eq!(
+            first.as_ref().map(|m| &m["id"]),
+            Some(&serde_json::json!(7))
+        );
+        // The last line has no newline: the client went away in the middle of it.
+        assert!(t.receive().await.is_none());
+        // A line of exactly MAX_MESSAGE bytes, newline included, is read.
+        let fits = format!("{ping}{}\n", " ".repeat(MAX_MESSAGE - ping.len() - 1));
+        let mut t = transport(fits.as_bytes(), tokio::io::sink());
+        assert!(t.receive().await.is_some());
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ pub mod exit;
 mod explain;
 mod forced;
 mod generate;
-mod mcp;
+pub mod mcp;
 mod operator;
 mod render;
 

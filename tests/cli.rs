@@ -705,7 +705,7 @@ fn the_man_page_is_one_complete_page() {
     }
     let commands = man_section(&page, "COMMANDS");
     for command in [
-        "explain", "check", "list", "render", "pending", "approve", "deny", "generate",
+        "explain", "check", "compile", "list", "render", "pending", "approve", "deny", "generate",
     ] {
         assert!(
             commands.contains(&format!(".SS \"agent\\-gate {command}\"")),

@@ -170,6 +170,13 @@ fn files() -> String {
              every directory above it are owned by root and not group- or world-writable.",
         ),
         (
+            format!("{DEFAULT_RULES}.compiled"),
+            "The compiled record of the rules, from agent-gate compile: loaded instead of the \
+             YAML while it is root's on a root-only path, written by this build and for exactly \
+             the bytes of the rules file; otherwise the rules are compiled and their examples \
+             run at every load.",
+        ),
+        (
             "/etc/agent-gate/docker-config".to_string(),
             "The empty, root-owned DOCKER_CONFIG directory the shipped rules name (docker.config): \
              docker finds no plugins, contexts or credential helpers of the agent's.",
@@ -228,9 +235,9 @@ fn rules_format() -> String {
          wait_seconds, notify). sudo: the sudo program. defaults: timeout, path, open_files. \
          audit: socket, format (kv or json). mcp: idle_seconds, session_seconds.",
         "examples: allow and refuse lists of commands on docker, deploy and every program rule, \
-         run at every load and by check. The full format is in README.md, \"The rules file\"; \
-         rules.yaml (NixOS) and contrib/debian/rules.yaml (Debian, Ubuntu) are the shipped \
-         policies.",
+         run by check and compile, and at every load that finds no current compiled record. \
+         The full format is in README.md, \"The rules file\"; rules.yaml (NixOS) and \
+         contrib/debian/rules.yaml (Debian, Ubuntu) are the shipped policies.",
     ];
     let mut text = String::from(".SH \"THE RULES FILE\"\n");
     for paragraph in paragraphs {
@@ -244,6 +251,11 @@ fn examples() -> String {
         (
             "Validate the rules after every edit (exit 0, or FILE:LINE:COL: message and exit 78):",
             "agent-gate check --rules /etc/agent-gate/rules.yaml",
+        ),
+        (
+            "Then write the compiled record the gateway loads (as root, after every change and \
+             every upgrade):",
+            "agent-gate compile --rules /etc/agent-gate/rules.yaml",
         ),
         (
             "The decision on a command, without running it:",

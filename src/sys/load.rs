@@ -4,6 +4,10 @@
 //! file read is the one the walk checked (same device and inode, checked on the open file), so
 //! a swap between check and read changes nothing. The docker config directory the rules name
 //! is walked too: docker reads plugins and credential helpers from it.
+//!
+//! The policy itself comes from the rules' compiled record (`policy::record`, beside the file)
+//! when that record passes the same walk and was written by this build for exactly the bytes
+//! just read; else from the text, compiled and every example run.
 
 use std::fs::File;
 use std::io::Read;

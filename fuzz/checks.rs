@@ -158,6 +158,24 @@ pub fn approval_record(data: &[u8]) -> bool {
     true
 }
 
+/// The compiled policy record as the loader reads it (`policy::record::decode`, under the
+/// corpus rules' digest): a record it accepts is the same record when written again.
+pub fn policy_record(data: &[u8]) -> bool {
+    use agent_gate::policy::record;
+    let Ok(policy) = record::decode(data, &POLICY.digest) else {
+        return false;
+    };
+    let written = record::encode(&policy).unwrap_or_else(|e| panic!("encode: {e}"));
+    let again = record::decode(&written, &POLICY.digest).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(record::encode(&again).ok().as_ref(), Some(&written));
+    true
+}
+
+/// A seed for `policy_record`: the corpus rules' own record.
+pub fn policy_record_seed() -> Vec<u8> {
+    agent_gate::policy::record::encode(&POLICY).unwrap_or_else(|e| panic!("encode: {e}"))
+}
+
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
         .build()

@@ -32,6 +32,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("docker_options", checks::docker_options),
     ("template", checks::template),
     ("approval_record", checks::approval_record),
+    ("policy_record", checks::policy_record),
     ("mcp_message", checks::mcp_messages),
 ];
 
@@ -213,6 +214,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             out
         }
         "approval_record" => records().iter().map(|r| r.to_json().into_bytes()).collect(),
+        "policy_record" => vec![checks::policy_record_seed()],
         "mcp_message" => {
             let mut out: Vec<Vec<u8>> = MCP_LINES.iter().map(|l| format!("{l}\n").into()).collect();
             out.push(format!("{}\n", MCP_LINES.join("\r\n")).into_bytes());
@@ -245,7 +247,7 @@ fn every_target_has_seeds_and_some_get_through() {
         );
     }
     // Records filed through the real code are read back, all of them; so are the rules files.
-    for target in ["approval_record", "rules"] {
+    for target in ["approval_record", "policy_record", "rules"] {
         let seeds = seeds(target);
         assert!(seeds.iter().all(|s| check_of(target)(s)), "{target}");
     }
@@ -328,6 +330,11 @@ proptest! {
     #[test]
     fn approval_record_mirror(data in input("approval_record")) {
         checks::approval_record(&data);
+    }
+
+    #[test]
+    fn policy_record_mirror(data in input("policy_record")) {
+        checks::policy_record(&data);
     }
 
     #[test]

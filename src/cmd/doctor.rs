@@ -136,10 +136,7 @@ fn examine(args: &Doctor) -> Vec<Finding> {
         },
     );
     // In full, examples run, whatever record is there: the record is what doctor checks next.
-    let loaded = load::read_rules(&args.rules, true)
-        .map_err(|e| e.to_string())
-        .and_then(|text| load::full(&args.rules, &text).map(|p| (p, text)));
-    let policy = match loaded {
+    let policy = match load::in_full(&args.rules, true) {
         Ok((policy, text)) => {
             found.push(Finding::ok(
                 "rules",

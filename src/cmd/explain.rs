@@ -92,10 +92,7 @@ pub fn compile(args: &Compile, out: &mut dyn Write, err: &mut dyn Write) -> i32 
 /// Read the rules file as the operator names it and compile it in full: the policy and the
 /// text, or the error printed.
 fn load_in_full(path: &Path, err: &mut dyn Write) -> Option<(crate::policy::Policy, String)> {
-    let loaded = load::read_rules(path, false)
-        .map_err(|e| e.to_string())
-        .and_then(|text| load::full(path, &text).map(|p| (p, text)));
-    match loaded {
+    match load::in_full(path, false) {
         Ok(pair) => Some(pair),
         Err(e) => {
             let _ = writeln!(err, "{e}");

@@ -73,6 +73,13 @@ pub fn full(path: &Path, text: &str) -> Result<crate::policy::Policy, String> {
     crate::rules::parse(text).map_err(|e| format!("{}:{e}", path.display()))
 }
 
+/// The rules file read as `read_rules` does and compiled in full whatever record is beside it
+/// (`check`, `compile`, `doctor`): the policy and the text it came from.
+pub fn in_full(path: &Path, require_root: bool) -> Result<(crate::policy::Policy, String), String> {
+    let text = read_rules(path, require_root).map_err(|e| e.to_string())?;
+    full(path, &text).map(|policy| (policy, text))
+}
+
 /// Why the compiled record of the rules file at `path` cannot stand in for `text`.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {

@@ -26,6 +26,46 @@ fn gateways() -> usize {
         .count()
 }
 
+/// Every thread of `pid` is stopped (state `T` in its stat line).
+fn stopped(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .all(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the command name's closing parenthesis.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+}
+
+/// Fill the socket's queue as root with user.info datagrams (the test's rsyslog.conf writes
+/// only authpriv), as a stopped daemon's backlog would. A sender's own buffer can run out
+/// before the receiver's queue (`net.unix.max_dgram_qlen`) does, so fresh senders go on
+/// until one cannot send even its first datagram: the queue itself is full. The senders
+/// stay open, as the filled queue is charged to them.
+fn fill(socket: &std::path::Path) -> Vec<UnixDatagram> {
+    let mut senders = Vec::new();
+    for _ in 0..10_000 {
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.connect(socket).unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let mut sent = 0;
+        loop {
+            match filler.send(b"<14>agent-gate-e2e: filler") {
+                Ok(_) => sent += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling {}: {e}", socket.display()),
+            }
+        }
+        senders.push(filler);
+        if sent == 0 {
+            return senders;
+        }
+    }
+    panic!("{}: its queue never filled", socket.display());
+}
+
 pub fn stopped_receiver(host: &Host, ledger: &mut Ledger) {
     ledger.settle("before the receiver stops");
     let pid: i32 = std::fs::read_to_string(path("rsyslogd.pid"))
@@ -44,15 +84,14 @@ pub fn stopped_receiver(host: &Host, ledger: &mut Ledger) {
         }
     }
     let resume = Resume(rsyslogd);
-    // Fill the socket's queue as root with user.info datagrams (the test's rsyslog.conf writes
-    // only authpriv), as a stopped daemon's backlog would.
-    let filler = UnixDatagram::unbound().unwrap();
-    filler.connect(path("log.sock")).unwrap();
-    filler.set_nonblocking(true).unwrap();
-    let mut queued = 0;
-    while filler.send(b"<14>agent-gate-e2e: filler").is_ok() && queued < 100_000 {
-        queued += 1;
+    // kill() returns before every thread has stopped: a thread busy on the other core can
+    // still drain the queue filled below. Wait until all of them show state T.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stopped(pid) {
+        assert!(Instant::now() < deadline, "rsyslogd never stopped");
+        std::thread::sleep(Duration::from_millis(10));
     }
+    let _senders = fill(&path("log.sock"));
     let started = Instant::now();
     let out = ssh(host, "hermes", "sleep 93");
     let waited = started.elapsed();

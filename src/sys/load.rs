@@ -103,20 +103,14 @@ pub fn compiled(path: &Path, text: &str) -> Result<crate::policy::Policy, Record
     let at = record::path_for(path);
     let name = at.display().to_string();
     let (file, meta) = walk::open_file(&at).map_err(RecordError::Walk)?;
-    let cap = u64::try_from(record::MAX_RECORD_BYTES).unwrap_or(u64::MAX);
-    if meta.len() > cap {
-        return Err(RecordError::TooLarge { path: name });
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| RecordError::Io {
+    let Some(bytes) =
+        read_at_most(file, &meta, record::MAX_RECORD_BYTES).map_err(|source| RecordError::Io {
             path: name.clone(),
             source,
-        })?;
-    if bytes.len() > record::MAX_RECORD_BYTES {
+        })?
+    else {
         return Err(RecordError::TooLarge { path: name });
-    }
+    };
     let digest = format!("sha256:{}", crate::digest::sha256_hex(text.as_bytes()));
     record::decode(&bytes, &digest).map_err(|e| RecordError::Stale(e, name))
 }
@@ -139,15 +133,67 @@ pub fn read_rules(path: &Path, require_root: bool) -> Result<String, LoadError> 
     if !meta.is_file() {
         return Err(LoadError::NotRegular { path: name });
     }
-    let cap = u64::try_from(MAX_RULES_BYTES).unwrap_or(u64::MAX);
-    if meta.len() > cap {
+    let Some(bytes) = read_at_most(file, &meta, MAX_RULES_BYTES).map_err(io)? else {
         return Err(LoadError::TooLarge { path: name });
-    }
-    // One sized read: the length is known, and one byte more shows a file that grew.
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
-    file.take(cap + 1).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() > MAX_RULES_BYTES {
-        return Err(LoadError::TooLarge { path: name });
-    }
+    };
     String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: name })
+}
+
+/// The whole of an open file in one sized read, or `None` when it is (or, read, turns out to
+/// be) longer than `cap` bytes: the length is known, and one byte more shows a file that grew.
+fn read_at_most(
+    file: File,
+    meta: &std::fs::Metadata,
+    cap: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX);
+    if meta.len() > limit {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() <= cap).then_some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(dir: &Path, name: &str, len: usize) -> (File, std::fs::Metadata) {
+        let path = dir.join(name);
+        std::fs::write(&path, vec![b'x'; len]).unwrap();
+        let file = File::open(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        (file, meta)
+    }
+
+    #[test]
+    fn a_read_is_bounded_by_the_length_and_by_what_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, meta) = file_of(dir.path(), "at", 5);
+        assert_eq!(read_at_most(file, &meta, 5).unwrap(), Some(vec![b'x'; 5]));
+        let (file, meta) = file_of(dir.path(), "over", 6);
+        assert_eq!(read_at_most(file, &meta, 5).unwrap(), None);
+        // A file that grew after its length was taken: the read sees the extra byte.
+        let (_, small) = file_of(dir.path(), "small", 3);
+        let (grown, _) = file_of(dir.path(), "grown", 10);
+        assert_eq!(read_at_most(grown, &small, 5).unwrap(), None);
+        let (empty, meta) = file_of(dir.path(), "empty", 0);
+        assert_eq!(read_at_most(empty, &meta, 5).unwrap(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_rules_file_over_the_bound_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, vec![b'#'; MAX_RULES_BYTES + 1]).unwrap();
+        let e = read_rules(&path, false).unwrap_err().to_string();
+        assert!(
+            e.ends_with(&format!("larger than {MAX_RULES_BYTES} bytes")),
+            "{e}"
+        );
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        let e = read_rules(&path, false).unwrap_err().to_string();
+        assert!(e.ends_with("not UTF-8 text"), "{e}");
+    }
 }

@@ -92,6 +92,19 @@ pub struct ImageRef {
     pub path: String,
 }
 
+/// Docker Hub's legacy name, which docker's reference parser (distribution/reference,
+/// `splitDockerDomain`) rewrites to `docker.io` before anything else reads the name: so
+/// `index.docker.io/alpine:3.20` is the local image `alpine:3.20`, and must be judged as it.
+/// It is the one alias; any other spelling (`Docker.io`, `registry-1.docker.io`) names a
+/// registry of its own and an image of its own.
+fn hub_alias(domain: &str) -> &str {
+    if domain == "index.docker.io" {
+        "docker.io"
+    } else {
+        domain
+    }
+}
+
 pub fn parse_image(value: &str) -> Result<ImageRef, String> {
     const WHY: &str = "expected an image reference such as `alpine:3.20` or `ghcr.io/org/app:1.0`";
     if value.is_empty() || value.len() > 255 || !value.is_ascii() {
@@ -141,7 +154,7 @@ pub fn parse_image(value: &str) -> Result<ImageRef, String> {
             if !domain(first) {
                 return refuse(WHY);
             }
-            (first.to_string(), rest.to_vec())
+            (hub_alias(first).to_string(), rest.to_vec())
         }
         _ => ("docker.io".to_string(), parts),
     };
@@ -166,9 +179,9 @@ pub fn image_allowed(entry: &str, image: &ImageRef) -> bool {
         Some(prefix) => (prefix, true),
         None => (entry, false),
     };
-    let first = pattern.split('/').next().unwrap_or_default();
+    let (first, rest) = pattern.split_once('/').unwrap_or((pattern, ""));
     let qualified = if first.contains('.') || first.contains(':') || first == "localhost" {
-        pattern.to_string()
+        format!("{}/{rest}", hub_alias(first))
     } else {
         format!("docker.io/{pattern}")
     };
@@ -821,6 +834,27 @@ mod tests {
             "ollama/ollama",
             &parse_image("ollama/ollama2").unwrap()
         ));
+        // Docker Hub's legacy domain is Docker Hub, in a reference and in an entry alike.
+        for same in [
+            "index.docker.io/alpine:3.20",
+            "index.docker.io/library/alpine:3.20",
+            "docker.io/alpine:3.20",
+        ] {
+            assert_eq!(parse_image(same).unwrap(), official, "{same}");
+        }
+        let ollama = parse_image("index.docker.io/ollama/ollama:latest").unwrap();
+        assert!(image_allowed("ollama/ollama", &ollama));
+        assert!(image_allowed("index.docker.io/ollama/ollama", &ollama));
+        assert!(image_allowed("index.docker.io/library/*", &official));
+        for other in [
+            "registry-1.docker.io/library/alpine",
+            "index.docker.io.evil/alpine",
+        ] {
+            assert!(
+                !image_allowed("library/*", &parse_image(other).unwrap()),
+                "{other}"
+            );
+        }
     }
 
     #[test]

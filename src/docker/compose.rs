@@ -95,6 +95,9 @@ pub fn check(
         return Err(Refusal::new(&rule, format!("{rule} needs {needs}")).hint(verbs_hint()));
     }
     services(&rule, verb, &tail)?;
+    if verb == "config" && !docker.inspect_shows_env {
+        config_prints_no_model(&rule, &tail)?;
+    }
     let plan = ExecPlan::new(
         &policy.defaults,
         None,
@@ -105,6 +108,27 @@ pub fn check(
     )
     .with_stdin(docker.stdin);
     Ok(Classified::new(rule, "docker", Tier::Allow, plan))
+}
+
+/// What makes `compose config` print something other than the whole model: a list
+/// (services, volumes, profiles, images), the services' hashes, or nothing (`--quiet`).
+/// compose's config command (cmd/compose/config.go) returns after the first of these it
+/// finds; without one it prints the resolved model, with every service's environment
+/// (`env_file` entries read in, `.env` interpolated): the values `docker inspect` hides,
+/// and shows only where the rules say `inspect_shows_env`.
+const CONFIG_OUTPUTS: &[&str] = &["services", "volumes", "hash", "profiles", "images", "quiet"];
+
+fn config_prints_no_model(rule: &str, tail: &Parsed<'_>) -> Result<(), Refusal> {
+    if CONFIG_OUTPUTS.iter().any(|name| tail.given(name).is_some()) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        rule,
+        format!(
+            "{rule} without a listing option prints the whole resolved model, with every service's environment (env files and `.env` values), which is not shown to agents"
+        ),
+    )
+    .hint("list what you need: `config --services`, `--volumes`, `--images`, `--profiles`, `--hash SERVICES`, or validate only with `--quiet`"))
 }
 
 fn services(rule: &str, verb: &str, tail: &Parsed<'_>) -> Result<(), Refusal> {

@@ -329,6 +329,11 @@ pub struct Grammar {
     pub args: Vec<ArgSpec>,
     /// Groups of option indexes of which exactly one must be given.
     pub exactly_one_of: Vec<Vec<usize>>,
+    /// The canonical form writes the words and operands right after the `exactly_one_of`
+    /// member, not at the end: iptables reads a chain only as the word right after `-L` or
+    /// `-S` (`iptables --list --numeric INPUT` is "Bad argument `INPUT'").
+    #[serde(default)]
+    pub args_after_choice: bool,
 }
 
 /// Why an argument list does not fit a grammar. `token` is what the agent wrote.
@@ -454,7 +459,9 @@ impl Grammar {
 
     /// An accepted argument list in the one spelling sudoers pins (`render sudoers`): each
     /// option as `--long[=VALUE]` (or `-sVALUE` without a long name) in `canonical_order`,
-    /// then `--` when an operand starts with `-`, then the operands. It means what `args`
+    /// then `--` when an operand starts with `-`, then the operands (with
+    /// `args_after_choice`, the operands right after the group's member instead, and
+    /// none may start with `-`). It means what `args`
     /// means: the form is read back and compared, and a list it cannot carry is refused.
     pub fn canonical(&self, args: &[String]) -> Result<Vec<String>, Mismatch> {
         self.check(args)?;
@@ -464,7 +471,18 @@ impl Grammar {
             .ok_or_else(|| unclear("the arguments could not be read again"))?;
         let (given, operands) = &meaning;
         let mut out = Vec::new();
-        for i in self.canonical_order() {
+        if self.args_after_choice && operands.iter().any(|o| o.starts_with('-')) {
+            return Err(unclear(
+                "an operand starting with `-` cannot follow the option it belongs to",
+            ));
+        }
+        let chosen = self.exactly_one_of.iter().flatten().count();
+        let order = self.canonical_order();
+        for n in 0..=order.len() {
+            if self.args_after_choice && n == chosen {
+                out.extend(operands.iter().cloned());
+            }
+            let Some(&i) = order.get(n) else { break };
             let (Some(spec), Some(values)) = (self.options.get(i), given.get(i)) else {
                 continue;
             };
@@ -483,10 +501,12 @@ impl Grammar {
                 });
             }
         }
-        if operands.iter().any(|o| o.starts_with('-')) {
-            out.push("--".to_string());
+        if !self.args_after_choice {
+            if operands.iter().any(|o| o.starts_with('-')) {
+                out.push("--".to_string());
+            }
+            out.extend(operands.iter().cloned());
         }
-        out.extend(operands.iter().cloned());
         if self.check(&out).is_err() || self.meaning(&out).as_ref() != Some(&meaning) {
             return Err(unclear(
                 "these arguments cannot be written in the one form sudo's rules allow",
@@ -678,6 +698,7 @@ mod tests {
                 repeat: false,
             }],
             exactly_one_of: vec![vec![0, 1]],
+            args_after_choice: true,
         }
     }
 

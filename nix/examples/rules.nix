@@ -321,6 +321,8 @@
       exactly_one_of = [
         [ "list" "list-rules" ]
       ];
+      # iptables reads a chain only right after -L/-S
+      args_after_choice = true;
       args = [
         {
           name = "chain";

@@ -230,7 +230,8 @@ fn rules_format() -> String {
          build (contexts, tags), compose (files, projects, verbs).",
         "programs: one rule per form of a command: id, command, path (absolute) or container, \
          sudo, words, options (short, long, value: enum, int, pattern, exact, text, \
-         systemd_time, key_values), args, exactly_one_of, forced_args, env, timeout, stdin.",
+         systemd_time, key_values), args, exactly_one_of, args_after_choice, forced_args, env, \
+         timeout, stdin.",
         "deploy: flake, nh, nixos_rebuild, timeout, approval (store, expire_seconds, \
          wait_seconds, notify). sudo: the sudo program. defaults: timeout, path, open_files. \
          audit: socket, format (kv or json). mcp: idle_seconds, session_seconds.",

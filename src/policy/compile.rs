@@ -608,11 +608,22 @@ fn program(
         env.push((name.as_str().to_string(), value.value.clone()));
     }
     let forced_args: Vec<String> = p.forced_args.iter().map(|a| a.value.clone()).collect();
+    let args_after_choice = p.args_after_choice.as_ref().is_some_and(|f| f.value);
+    if let Some(flag) = &p.args_after_choice
+        && flag.value
+        && exactly_one_of.len() != 1
+    {
+        return err(
+            flag,
+            "`args_after_choice` needs exactly one `exactly_one_of` group: the option its arguments follow",
+        );
+    }
     let grammar = Grammar {
         words,
         options,
         args,
         exactly_one_of,
+        args_after_choice,
     };
     let unexpressible = |e: String| {
         error_at(
@@ -1305,6 +1316,11 @@ mod tests {
                 host("    options:\n      - {short: a}\n    exactly_one_of: [[a, b]]\n"),
                 "no declared option `b`",
                 At::After("[[a, "),
+            ),
+            (
+                host("    options:\n      - {short: a}\n    args_after_choice: true\n"),
+                "`args_after_choice` needs exactly one `exactly_one_of` group",
+                At::After("args_after_choice: "),
             ),
             (
                 host("    words: [-rf]\n"),

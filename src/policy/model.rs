@@ -224,6 +224,10 @@ pub struct ProgramModel {
     pub args: Vec<ArgModel>,
     #[serde(default)]
     pub exactly_one_of: Vec<Vec<S>>,
+    /// Through sudo, write `words` and `args` right after the `exactly_one_of` member
+    /// (`iptables --list INPUT --numeric`), for a program that reads them only there.
+    #[serde(default)]
+    pub args_after_choice: Option<Spanned<bool>>,
     #[serde(default)]
     pub forced_args: Vec<S>,
     #[serde(default)]

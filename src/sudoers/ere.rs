@@ -376,7 +376,8 @@ const MAX_LITERAL_LINES: usize = 64;
 /// `exactly_one_of` group (that member required, the group's others absent), in the canonical
 /// order (`Grammar::canonical`): forced arguments, the members, every other option at most
 /// once unless it repeats, `--` at most once and only before operands, the fixed words, the
-/// operands in order. Where a line can hold only fixed words, its literal forms instead.
+/// operands in order (with `args_after_choice`, the words and operands right after the
+/// members, and no `--`). Where a line can hold only fixed words, its literal forms instead.
 pub fn canonical_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>, String> {
     lines_within(grammar, forced, MAX_REGEX, &mut false)
 }
@@ -401,6 +402,22 @@ pub fn unsplit_lines(grammar: &Grammar, forced: &[String]) -> Result<Vec<Line>, 
 /// thousands of words) is split as sudo's lines are, at this length, so that each stays within
 /// the regex engine's size limit.
 const MAX_CHECK: usize = 32 * MAX_REGEX;
+
+/// The fixed words, then the operands in order.
+fn operand_pieces(grammar: &Grammar, pieces: &mut Vec<Piece>) -> Result<(), String> {
+    for word in &grammar.words {
+        pieces.push(Piece::fixed(word, true));
+    }
+    for arg in &grammar.args {
+        let mut piece = Piece::fixed("", !arg.optional);
+        piece.before = String::new();
+        piece.alts = value_alts(&arg.value)?;
+        piece.finite = finite_values(&arg.value);
+        piece.repeat = arg.repeat;
+        pieces.push(piece);
+    }
+    Ok(())
+}
 
 /// The lines, each split until it is at most `max` long; `narrowed` is set when a repeating
 /// piece was split.
@@ -437,24 +454,19 @@ fn lines_within(
                 .ok_or("internal: a group names no option")?;
             pieces.push(option_piece(opt, true)?);
         }
+        if grammar.args_after_choice {
+            operand_pieces(grammar, &mut pieces)?;
+        }
         for (i, opt) in grammar.options.iter().enumerate() {
             if !grouped.contains(&i) {
                 pieces.push(option_piece(opt, false)?);
             }
         }
-        if !grammar.words.is_empty() || !grammar.args.is_empty() {
-            pieces.push(Piece::fixed("--", false));
-        }
-        for word in &grammar.words {
-            pieces.push(Piece::fixed(word, true));
-        }
-        for arg in &grammar.args {
-            let mut piece = Piece::fixed("", !arg.optional);
-            piece.before = String::new();
-            piece.alts = value_alts(&arg.value)?;
-            piece.finite = finite_values(&arg.value);
-            piece.repeat = arg.repeat;
-            pieces.push(piece);
+        if !grammar.args_after_choice {
+            if !grammar.words.is_empty() || !grammar.args.is_empty() {
+                pieces.push(Piece::fixed("--", false));
+            }
+            operand_pieces(grammar, &mut pieces)?;
         }
         if let Some(forms) = literal_forms(&pieces) {
             lines.extend(forms.into_iter().map(Line::Literal));
@@ -987,6 +999,70 @@ mod tests {
         ] {
             assert!(!admits(bad), "{bad}\n{lines:?}");
         }
+    }
+
+    /// iptables reads a chain only right after `-L`/`-S`: with `args_after_choice` the
+    /// canonical form puts it there, and the lines admit it there and nowhere else.
+    #[test]
+    fn with_args_after_choice_the_chain_follows_the_member() {
+        let flag = |short: char, long: &str| crate::grammar::OptSpec {
+            short: Some(short),
+            long: Some(long.into()),
+            value: None,
+            optional: None,
+            repeat: false,
+        };
+        let grammar = Grammar {
+            options: vec![
+                flag('L', "list"),
+                flag('S', "list-rules"),
+                flag('n', "numeric"),
+                option('t', "table", ValueType::Enum(vec!["nat".into()]), None),
+            ],
+            args: vec![crate::grammar::ArgSpec {
+                name: "chain".into(),
+                value: ValueType::Pattern(crate::grammar::Pattern::new("[A-Z]{1,12}").unwrap()),
+                optional: true,
+                repeat: false,
+            }],
+            exactly_one_of: vec![vec![0, 1]],
+            args_after_choice: true,
+            ..Grammar::default()
+        };
+        let lines = canonical_lines(&grammar, &[]).unwrap();
+        let admits = |joined: &str| lines.iter().any(|l| line_admits(l, joined));
+        for (given, form) in [
+            ("-nL INPUT", "--list INPUT --numeric"),
+            ("-L -n INPUT", "--list INPUT --numeric"),
+            (
+                "-t nat -S POSTROUTING",
+                "--list-rules POSTROUTING --table=nat",
+            ),
+            ("-L -n", "--list --numeric"),
+            ("-S", "--list-rules"),
+        ] {
+            let args = crate::tokenize::tokenize(given).unwrap();
+            let canonical = grammar.canonical(&args).unwrap().join(" ");
+            assert_eq!(canonical, form, "{given}");
+            assert!(admits(&canonical), "{form}\n{lines:?}");
+        }
+        for bad in [
+            "--list --numeric INPUT",
+            "--list -- INPUT",
+            "--numeric --list INPUT",
+        ] {
+            assert!(!admits(bad), "{bad}\n{lines:?}");
+        }
+        // Without it, the operands go last, after `--` where one starts with `-`.
+        let at_end = Grammar {
+            args_after_choice: false,
+            ..grammar
+        };
+        let args = crate::tokenize::tokenize("-nL INPUT").unwrap();
+        assert_eq!(
+            at_end.canonical(&args).unwrap().join(" "),
+            "--list --numeric INPUT"
+        );
     }
 
     /// Whether one rendered line admits the joined argument line, as sudo matches it.

@@ -304,6 +304,7 @@ authpriv.* action(type="omfile" file="{root}/audit.log" template="raw")
             sudo = tool("sudo"),
             docker = self.wrapper(),
             ss = tool("ss"),
+            iptables = tool("iptables"),
             cat = tool("cat"),
             sshd = tool("sshd"),
             printenv = tool("printenv"),

@@ -631,6 +631,23 @@ fn sudo_diagnostics(host: &Host, ledger: &mut Ledger) {
     );
     ledger.allowed();
 
+    // The chain as the agent writes it, anywhere; iptables reads it only right after -L/-S,
+    // where the gateway's one form for sudo puts it (`args_after_choice`).
+    for command in [
+        "sudo iptables -nvL INPUT",
+        "sudo iptables -L -n INPUT",
+        "sudo iptables -t nat -S POSTROUTING",
+    ] {
+        let out = ssh(host, "hermes", command);
+        expect(&out, 0, command);
+        let listing = text(&out.stdout);
+        assert!(
+            listing.contains("Chain INPUT") || listing.contains("-P POSTROUTING"),
+            "{command}: {listing}"
+        );
+        ledger.allowed();
+    }
+
     let out = ssh(host, "hermes", "sudo cat /proc/net/tcp");
     expect(&out, 0, "sudo cat /proc/net/tcp");
     assert!(text(&out.stdout).contains("local_address"));
@@ -676,6 +693,15 @@ fn sudo_diagnostics(host: &Host, ledger: &mut Ledger) {
         ("/usr/bin/ss -K", false),
     ] {
         assert_eq!(sudoers_admits(command), allowed, "sudoers on `{command}`");
+    }
+    let iptables = host::which("iptables").unwrap();
+    for (args, allowed) in [
+        ("--list INPUT --numeric", true),
+        ("--list --numeric INPUT", false),
+        ("--list -- INPUT", false),
+    ] {
+        let command = format!("{iptables} {args}");
+        assert_eq!(sudoers_admits(&command), allowed, "sudoers on `{command}`");
     }
 }
 

@@ -574,24 +574,52 @@ impl<'a> Checker<'a> {
                     let digits = |n: usize, ok: fn(u8) -> bool| {
                         (q + 2..q + 2 + n).all(|i| self.byte(i).is_some_and(ok))
                     };
-                    let width = match self.byte(q + 1) {
+                    let number = |from: usize, n: usize, radix: u32| {
+                        std::str::from_utf8(
+                            self.src.as_bytes().get(from..from + n).unwrap_or_default(),
+                        )
+                        .ok()
+                        .and_then(|text| u32::from_str_radix(text, radix).ok())
+                    };
+                    // Each escape's width and the code point it makes.
+                    let escape = match self.byte(q + 1) {
                         None => return Err(unterminated()),
-                        Some(b'a' | b'b' | b'f' | b'n' | b'r' | b't' | b'v' | b'\\' | b'"') => {
-                            Some(2)
+                        Some(b'n') => Some((2, u32::from('\n'))),
+                        Some(b't') => Some((2, u32::from('\t'))),
+                        Some(b'\\') => Some((2, u32::from('\\'))),
+                        Some(b'"') => Some((2, u32::from('"'))),
+                        Some(b'a') => Some((2, 0x07)),
+                        Some(b'b') => Some((2, 0x08)),
+                        Some(b'f') => Some((2, 0x0c)),
+                        Some(b'r') => Some((2, 0x0d)),
+                        Some(b'v') => Some((2, 0x0b)),
+                        Some(b'x') if digits(2, |c| c.is_ascii_hexdigit()) => {
+                            number(q + 2, 2, 16).map(|v| (4, v))
                         }
-                        Some(b'x') if digits(2, |c| c.is_ascii_hexdigit()) => Some(4),
-                        Some(b'u') if digits(4, |c| c.is_ascii_hexdigit()) => Some(6),
-                        Some(b'U') if digits(8, |c| c.is_ascii_hexdigit()) => Some(10),
+                        Some(b'u') if digits(4, |c| c.is_ascii_hexdigit()) => {
+                            number(q + 2, 4, 16).map(|v| (6, v))
+                        }
+                        Some(b'U') if digits(8, |c| c.is_ascii_hexdigit()) => {
+                            number(q + 2, 8, 16).map(|v| (10, v))
+                        }
                         // Go's octal escapes are three digits, at most \377.
-                        Some(b'0'..=b'3') if digits(2, |c| matches!(c, b'0'..=b'7')) => Some(4),
+                        Some(b'0'..=b'3') if digits(2, |c| matches!(c, b'0'..=b'7')) => {
+                            number(q + 1, 3, 8).map(|v| (4, v))
+                        }
                         Some(_) => None,
                     };
-                    let Some(width) = width else {
+                    let Some((width, code)) = escape else {
                         return Err(at(
                             q,
                             "invalid escape in a string (Go accepts \\n \\t \\\\ \\\" \\xHH \\uHHHH ...)",
                         ));
                     };
+                    if !printable_escape(code, self.byte(q + 1)) {
+                        return Err(at(
+                            q,
+                            "an escape in a string may make only a printable character, `\\n` or `\\t`: docker would print a control, invisible or broken character (`\\x1b`, `\\u202e`, `\\xff`) raw to the terminal",
+                        ));
+                    }
                     q += width;
                 }
                 Some(_) => q += 1,
@@ -1281,6 +1309,22 @@ fn call(name: &str, args: &[(Arg, usize)], pos: usize) -> Result<Size, String> {
     Ok(size)
 }
 
+/// Whether a string escape's code point may reach the output: `\n`, `\t`, or a printable
+/// character. `\xHH` and octal escapes make one byte, so only ASCII is whole there (`\xff`
+/// alone is no UTF-8); `\u` and `\U` make a character, refused as the tokenizer refuses
+/// one written out (controls, and the invisible and bidi ones).
+fn printable_escape(code: u32, kind: Option<u8>) -> bool {
+    if code == u32::from('\n') || code == u32::from('\t') {
+        return true;
+    }
+    let byte_escape = matches!(kind, Some(b'x' | b'0'..=b'3'));
+    if byte_escape && code > 0x7e {
+        return false;
+    }
+    char::from_u32(code)
+        .is_some_and(|c| !crate::tokenize::is_control(c) && !crate::tokenize::is_invisible(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1454,6 +1498,16 @@ mod tests {
             ("{{json(.A)}}", Some("separate arguments with a space")),
             ("{{json}}", Some("`json` takes 1 argument")),
             (r#"{{"\q"}}"#, Some("invalid escape")),
+            (r#"{{"\x1b[2J"}}"#, Some("only a printable character")),
+            (r#"{{"\033"}}"#, Some("only a printable character")),
+            (r#"{{"\u0000"}}"#, Some("only a printable character")),
+            (r#"{{"\U0000009b"}}"#, Some("only a printable character")),
+            (r#"{{"\u202e"}}"#, Some("only a printable character")),
+            (r#"{{"\xff"}}"#, Some("only a printable character")),
+            (r#"{{"\377"}}"#, Some("only a printable character")),
+            (r#"{{"\r"}}"#, Some("only a printable character")),
+            (r#"{{"\a"}}"#, Some("only a printable character")),
+            (r#"{{"\n\t\\\"\x41\101\u00e9\U0001F600"}}"#, None),
             ("{{.Größe}}", Some("unexpected character")),
             ("{{json if}}", Some("must begin its own action")),
         ];

@@ -581,40 +581,40 @@ impl<'a> Checker<'a> {
                         .ok()
                         .and_then(|text| u32::from_str_radix(text, radix).ok())
                     };
-                    // Each escape's width and the code point it makes.
+                    // Each escape's width, the code point it makes, and whether it makes one byte.
                     let escape = match self.byte(q + 1) {
                         None => return Err(unterminated()),
-                        Some(b'n') => Some((2, u32::from('\n'))),
-                        Some(b't') => Some((2, u32::from('\t'))),
-                        Some(b'\\') => Some((2, u32::from('\\'))),
-                        Some(b'"') => Some((2, u32::from('"'))),
-                        Some(b'a') => Some((2, 0x07)),
-                        Some(b'b') => Some((2, 0x08)),
-                        Some(b'f') => Some((2, 0x0c)),
-                        Some(b'r') => Some((2, 0x0d)),
-                        Some(b'v') => Some((2, 0x0b)),
+                        Some(b'n') => Some((2, u32::from('\n'), false)),
+                        Some(b't') => Some((2, u32::from('\t'), false)),
+                        Some(b'\\') => Some((2, u32::from('\\'), false)),
+                        Some(b'"') => Some((2, u32::from('"'), false)),
+                        Some(b'a') => Some((2, 0x07, false)),
+                        Some(b'b') => Some((2, 0x08, false)),
+                        Some(b'f') => Some((2, 0x0c, false)),
+                        Some(b'r') => Some((2, 0x0d, false)),
+                        Some(b'v') => Some((2, 0x0b, false)),
                         Some(b'x') if digits(2, |c| c.is_ascii_hexdigit()) => {
-                            number(q + 2, 2, 16).map(|v| (4, v))
+                            number(q + 2, 2, 16).map(|v| (4, v, true))
                         }
                         Some(b'u') if digits(4, |c| c.is_ascii_hexdigit()) => {
-                            number(q + 2, 4, 16).map(|v| (6, v))
+                            number(q + 2, 4, 16).map(|v| (6, v, false))
                         }
                         Some(b'U') if digits(8, |c| c.is_ascii_hexdigit()) => {
-                            number(q + 2, 8, 16).map(|v| (10, v))
+                            number(q + 2, 8, 16).map(|v| (10, v, false))
                         }
                         // Go's octal escapes are three digits, at most \377.
                         Some(b'0'..=b'3') if digits(2, |c| matches!(c, b'0'..=b'7')) => {
-                            number(q + 1, 3, 8).map(|v| (4, v))
+                            number(q + 1, 3, 8).map(|v| (4, v, true))
                         }
                         Some(_) => None,
                     };
-                    let Some((width, code)) = escape else {
+                    let Some((width, code, one_byte)) = escape else {
                         return Err(at(
                             q,
                             "invalid escape in a string (Go accepts \\n \\t \\\\ \\\" \\xHH \\uHHHH ...)",
                         ));
                     };
-                    if !printable_escape(code, self.byte(q + 1)) {
+                    if !printable_escape(code, one_byte) {
                         return Err(at(
                             q,
                             "an escape in a string may make only a printable character, `\\n` or `\\t`: docker would print a control, invisible or broken character (`\\x1b`, `\\u202e`, `\\xff`) raw to the terminal",
@@ -1313,12 +1313,11 @@ fn call(name: &str, args: &[(Arg, usize)], pos: usize) -> Result<Size, String> {
 /// character. `\xHH` and octal escapes make one byte, so only ASCII is whole there (`\xff`
 /// alone is no UTF-8); `\u` and `\U` make a character, refused as the tokenizer refuses
 /// one written out (controls, and the invisible and bidi ones).
-fn printable_escape(code: u32, kind: Option<u8>) -> bool {
+fn printable_escape(code: u32, one_byte: bool) -> bool {
     if code == u32::from('\n') || code == u32::from('\t') {
         return true;
     }
-    let byte_escape = matches!(kind, Some(b'x' | b'0'..=b'3'));
-    if byte_escape && code > 0x7e {
+    if one_byte && code > 0x7e {
         return false;
     }
     char::from_u32(code)

@@ -92,6 +92,12 @@ pub struct ImageRef {
     pub path: String,
 }
 
+/// Whether the first component of a name is a registry (docker's rule: it has a `.` or a
+/// `:`, or is `localhost`), not the first part of a Docker Hub path.
+fn names_a_registry(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
 /// Docker Hub's legacy name, which docker's reference parser (distribution/reference,
 /// `splitDockerDomain`) rewrites to `docker.io` before anything else reads the name: so
 /// `index.docker.io/alpine:3.20` is the local image `alpine:3.20`, and must be judged as it.
@@ -147,10 +153,7 @@ pub fn parse_image(value: &str) -> Result<ImageRef, String> {
     }
     let parts: Vec<&str> = name.split('/').collect();
     let (dom, path_parts) = match parts.split_first() {
-        Some((first, rest))
-            if !rest.is_empty()
-                && (first.contains('.') || first.contains(':') || *first == "localhost") =>
-        {
+        Some((first, rest)) if !rest.is_empty() && names_a_registry(first) => {
             if !domain(first) {
                 return refuse(WHY);
             }
@@ -180,7 +183,7 @@ pub fn image_allowed(entry: &str, image: &ImageRef) -> bool {
         None => (entry, false),
     };
     let (first, rest) = pattern.split_once('/').unwrap_or((pattern, ""));
-    let qualified = if first.contains('.') || first.contains(':') || first == "localhost" {
+    let qualified = if names_a_registry(first) {
         format!("{}/{rest}", hub_alias(first))
     } else {
         format!("docker.io/{pattern}")

@@ -608,9 +608,8 @@ fn program(
         env.push((name.as_str().to_string(), value.value.clone()));
     }
     let forced_args: Vec<String> = p.forced_args.iter().map(|a| a.value.clone()).collect();
-    let args_after_choice = p.args_after_choice.as_ref().is_some_and(|f| f.value);
-    if let Some(flag) = &p.args_after_choice
-        && flag.value
+    let args_after_choice = p.args_after_choice.as_ref().filter(|flag| flag.value);
+    if let Some(flag) = args_after_choice
         && exactly_one_of.len() != 1
     {
         return err(
@@ -623,7 +622,7 @@ fn program(
         options,
         args,
         exactly_one_of,
-        args_after_choice,
+        args_after_choice: args_after_choice.is_some(),
     };
     let unexpressible = |e: String| {
         error_at(
